@@ -1,0 +1,19 @@
+"""What every CLI sub-command receives: parsed global options, paths and the settings store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.core.paths import AppPaths
+from app.core.settings import NetworkName
+from app.core.settings_store import SettingsStore
+
+
+@dataclass(frozen=True, slots=True)
+class CliContext:
+    """Global state of one CLI invocation; sub-commands must not reach for anything else."""
+
+    paths: AppPaths
+    settings: SettingsStore
+    network: NetworkName
+    log_level: str

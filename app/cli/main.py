@@ -1,0 +1,85 @@
+"""``cocoon-provider`` argument parsing and dispatch to one module per sub-command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from app import __version__
+from app.cli import bench_cmd, devnet_cmd, doctor_cmd, gui_cmd, run_cmd, wallet_cmd
+from app.cli.context import CliContext
+from app.core.errors import UserFacingError
+from app.core.logs import configure_logging
+from app.core.paths import AppPaths, default_data_dir
+from app.core.settings_store import SettingsStore
+
+Handler = Callable[[argparse.Namespace, CliContext], int]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+_COMMANDS = (gui_cmd, run_cmd, devnet_cmd, bench_cmd, doctor_cmd, wallet_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cocoon-provider",
+        description="Earn TON by serving AI inference on the COCOON network with your GPU.",
+        epilog="With no command, the desktop app starts (or the headless worker if there is no "
+        "display). The default network is the built-in local test network.",
+    )
+    parser.add_argument("--version", action="version", version=f"cocoon-provider {__version__}")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None,
+        help="where settings, logs, wallets and models live (default: the per-user data folder)",
+    )
+    parser.add_argument(
+        "--network", choices=("devnet", "testnet", "mainnet", "custom"), default=None,
+        help="network to use (default: from settings, initially 'devnet', the local test network)",
+    )
+    parser.add_argument(
+        "--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), type=str.upper,
+        default="INFO", help="how much to log (default: INFO)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, stderr: TextIO | None = None) -> int:
+    """Parse ``argv``, set up paths, logging and settings, then run the chosen sub-command."""
+    err = stderr or sys.stderr
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "gui"])
+    handler: Handler = args.handler
+    paths = AppPaths((args.data_dir or default_data_dir()).expanduser().resolve())
+    try:
+        paths.ensure()
+        configure_logging(paths.log_file, args.log_level, stream=err if _logs_to_stderr(args) else None)
+        store = SettingsStore.load(paths.settings_file)
+        for notice in store.notices:
+            print(f"Note: {notice.message}", file=err)
+        network = args.network or store.current.value.general.network
+        ctx = CliContext(paths=paths, settings=store, network=network, log_level=args.log_level)
+        return handler(args, ctx)
+    except UserFacingError as exc:
+        print(f"Error: {exc.describe()}", file=err)
+        return EXIT_USAGE if getattr(exc, "usage", False) else EXIT_ERROR
+    except OSError as exc:
+        print(f"Error: {exc.strerror or exc} ({exc.filename or paths.data_dir})", file=err)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _logs_to_stderr(args: argparse.Namespace) -> bool:
+    # Machine-readable output (--json) keeps stderr for real errors only.
+    return not getattr(args, "json", False) and os.environ.get("COCOON_PROVIDER_QUIET_LOGS") != "1"

@@ -1,0 +1,1 @@
+"""Pure-Python core: settings, observable state, money, errors, paths and logging (no Qt)."""

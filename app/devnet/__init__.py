@@ -1,0 +1,1 @@
+"""The built-in local test network: test-mode proxy, client API, demand and simulated settlement."""
