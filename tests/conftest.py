@@ -1,4 +1,4 @@
-"""Suite-wide test set-up: Qt offscreen, an in-memory keyring, and failing on unexpected log warnings."""
+"""Suite-wide set-up: Qt offscreen, an in-memory keyring, failing on unexpected log warnings."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from keyring.errors import PasswordDeleteError
 class MemoryKeyring(KeyringBackend):
     """A process-local keyring so tests never touch (or wait on) the real OS keyring."""
 
-    priority = 1  # type: ignore[assignment]
+    priority = 1
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self._items: dict[tuple[str, str], str] = {}
 
     def get_password(self, service: str, username: str) -> str | None:
@@ -39,7 +39,7 @@ keyring.set_keyring(MemoryKeyring())
 
 
 class _FailOnWarnings(logging.Handler):
-    """Collects WARNING-and-above records; the autouse fixture fails the test if any were unexpected."""
+    """Collects WARNING+ records; the autouse fixture fails the test if any were unexpected."""
 
     def __init__(self) -> None:
         super().__init__(level=logging.WARNING)
@@ -61,4 +61,6 @@ def fail_on_unexpected_log_warnings(request: pytest.FixtureRequest) -> Iterator[
         root.removeHandler(handler)
     if request.node.get_closest_marker("allow_log_warnings") is None and handler.records:
         lines = "\n".join(f"{r.levelname} {r.name}: {r.getMessage()}" for r in handler.records)
-        pytest.fail(f"unexpected log warnings (mark the test allow_log_warnings if expected):\n{lines}")
+        pytest.fail(
+            f"unexpected log warnings (mark the test allow_log_warnings if expected):\n{lines}"
+        )

@@ -8,6 +8,6 @@ from typing import Any
 from app.cli.unavailable import not_available
 
 
-def register(sub: "argparse._SubParsersAction[Any]") -> None:
+def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser = sub.add_parser("bench", help="bench (not available yet)")
     parser.set_defaults(handler=not_available("bench"))

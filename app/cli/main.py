@@ -35,16 +35,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cocoon-provider {__version__}")
     parser.add_argument(
-        "--data-dir", type=Path, default=None,
+        "--data-dir",
+        type=Path,
+        default=None,
         help="where settings, logs, wallets and models live (default: the per-user data folder)",
     )
     parser.add_argument(
-        "--network", choices=("devnet", "testnet", "mainnet", "custom"), default=None,
+        "--network",
+        choices=("devnet", "testnet", "mainnet", "custom"),
+        default=None,
         help="network to use (default: from settings, initially 'devnet', the local test network)",
     )
     parser.add_argument(
-        "--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), type=str.upper,
-        default="INFO", help="how much to log (default: INFO)",
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        type=str.upper,
+        default="INFO",
+        help="how much to log (default: INFO)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _COMMANDS:
@@ -63,7 +70,9 @@ def main(argv: Sequence[str] | None = None, *, stderr: TextIO | None = None) -> 
     paths = AppPaths((args.data_dir or default_data_dir()).expanduser().resolve())
     try:
         paths.ensure()
-        configure_logging(paths.log_file, args.log_level, stream=err if _logs_to_stderr(args) else None)
+        configure_logging(
+            paths.log_file, args.log_level, stream=err if _logs_to_stderr(args) else None
+        )
         store = SettingsStore.load(paths.settings_file)
         for notice in store.notices:
             print(f"Note: {notice.message}", file=err)

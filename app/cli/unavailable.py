@@ -18,8 +18,9 @@ def not_available(feature: str) -> Handler:
 
     def handler(args: argparse.Namespace, ctx: CliContext) -> int:
         del args, ctx
-        print(f"'{feature}' is not available yet in this version of cocoon-provider.",
-              file=sys.stderr)
+        print(
+            f"'{feature}' is not available yet in this version of cocoon-provider.", file=sys.stderr
+        )
         return EXIT_NOT_AVAILABLE
 
     return handler

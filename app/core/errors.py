@@ -27,9 +27,5 @@ class SettingsError(UserFacingError):
     """The settings file or a settings value is invalid."""
 
 
-class NotAvailableYet(UserFacingError):
-    """A feature that this build does not provide yet."""
-
-
 class ServiceError(UserFacingError):
     """A long-lived service failed to start or stop."""

@@ -52,8 +52,10 @@ def _redact_mnemonics(text: str) -> str:
     spans: list[tuple[int, int]] = []
     run: list[re.Match[str]] = []
     for match in [*matches, None]:
-        if match is not None and match.group() in words and (
-            not run or _only_separators(text[run[-1].end() : match.start()])
+        if (
+            match is not None
+            and match.group() in words
+            and (not run or _only_separators(text[run[-1].end() : match.start()]))
         ):
             run.append(match)
             continue

@@ -43,7 +43,7 @@ class Observable(Generic[T]):
                 _log.exception("state subscriber %r failed", callback)
 
     def subscribe(self, callback: Callable[[T], None], *, replay: bool = False) -> Unsubscribe:
-        """Call ``callback`` on every change (and once now if ``replay``); returns the unsubscriber."""
+        """Call ``callback`` on every change (and now if ``replay``); returns the unsubscriber."""
         self._subscribers.append(callback)
         if replay:
             callback(self._value)

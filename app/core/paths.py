@@ -14,7 +14,7 @@ DATA_DIR_ENV = "COCOON_PROVIDER_DATA_DIR"
 
 
 def default_data_dir() -> Path:
-    """The per-user data directory (``--data-dir`` and ``$COCOON_PROVIDER_DATA_DIR`` override it)."""
+    """The per-user data folder (``--data-dir`` or ``$COCOON_PROVIDER_DATA_DIR`` override it)."""
     override = os.environ.get(DATA_DIR_ENV)
     if override:
         return Path(override).expanduser()

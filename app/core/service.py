@@ -1,4 +1,4 @@
-"""The service contract (``start()``/``aclose()``) and a group that starts and stops services in order."""
+"""The service contract (``start()``/``aclose()``) and a group that runs services in order."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ _log = logging.getLogger(__name__)
 
 @runtime_checkable
 class Service(Protocol):
-    """A long-lived component: it owns its tasks, starts them in ``start`` and ends them in ``aclose``.
+    """A long-lived component: owns its tasks, starts them in ``start``, ends them in ``aclose``.
 
     ``aclose`` must be idempotent, must not raise for ordinary shutdown, and must return only when
     every task the service started has finished.
@@ -26,7 +26,9 @@ class Service(Protocol):
 class ServiceGroup:
     """Starts services in the given order and closes them in reverse, each close bounded in time."""
 
-    def __init__(self, services: Sequence[tuple[str, Service]], *, close_timeout: float = 4.0) -> None:
+    def __init__(
+        self, services: Sequence[tuple[str, Service]], *, close_timeout: float = 4.0
+    ) -> None:
         self._services = list(services)
         self._started: list[tuple[str, Service]] = []
         self._close_timeout = close_timeout

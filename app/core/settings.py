@@ -6,7 +6,6 @@ Secrets never live here: wallet words, keys and passwords belong to the wallet v
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, get_args, get_origin
@@ -19,7 +18,9 @@ NetworkName = Literal["devnet", "testnet", "mainnet", "custom"]
 WalletVersion = Literal["v5r1", "v4r2"]
 
 
-def _opt(default: Any, help_text: str, *, minimum: int | None = None, maximum: int | None = None) -> Any:
+def _opt(
+    default: Any, help_text: str, *, minimum: int | None = None, maximum: int | None = None
+) -> Any:
     """A settings field with its dialog help text and an optional inclusive integer range."""
     meta = {"help": help_text, "min": minimum, "max": maximum}
     if isinstance(default, tuple):
@@ -46,13 +47,15 @@ class EngineSettings:
     temperature_cap_c: int = _opt(
         80, "Stop taking new requests above this GPU temperature (°C).", minimum=50, maximum=100
     )
-    power_cap_w: int = _opt(0, "Stop taking new requests above this power draw (W); 0 = off.",
-                            minimum=0, maximum=2000)
+    power_cap_w: int = _opt(
+        0, "Stop taking new requests above this power draw (W); 0 = off.", minimum=0, maximum=2000
+    )
     allow_power_control: bool = _opt(
         False, "Let the app lower the GPU power limit (restored on exit)."
     )
-    context_length: int = _opt(0, "Context length per request; 0 chooses from the hardware.",
-                               minimum=0, maximum=1_048_576)
+    context_length: int = _opt(
+        0, "Context length per request; 0 chooses from the hardware.", minimum=0, maximum=1_048_576
+    )
     electricity_price_nanoton_per_kwh: int = _opt(
         0, "Your electricity price in nanotons per kWh, for net profit.", minimum=0
     )
@@ -68,8 +71,9 @@ class WorkerSettings:
     coefficient: int = _opt(
         1000, "Price coefficient ×1000 (1000 = list price).", minimum=0, maximum=1_000_000
     )
-    proxy_connections: int = _opt(1, "How many proxies to stay connected to.", minimum=1,
-                                  maximum=32)
+    proxy_connections: int = _opt(
+        1, "How many proxies to stay connected to.", minimum=1, maximum=32
+    )
     root_contract_address: str = _opt("", "COCOON root contract (empty = network default).")
     router_socks5: str = _opt("", "Local COCOON router SOCKS5 address (host:port), if any.")
 
@@ -78,10 +82,12 @@ class WorkerSettings:
 class WalletSettings:
     active_wallet: str = _opt("", "Id of the wallet shown on the Wallet page.")
     wallet_version: WalletVersion = _opt("v5r1", "Contract version for new wallets.")
-    auto_lock_minutes: int = _opt(15, "Lock the wallet after this many idle minutes.", minimum=1,
-                                  maximum=1440)
+    auto_lock_minutes: int = _opt(
+        15, "Lock the wallet after this many idle minutes.", minimum=1, maximum=1440
+    )
     large_first_send_nanoton: int = _opt(
-        10_000_000_000, "Warn before a first send to a new address above this (nanotons).",
+        10_000_000_000,
+        "Warn before a first send to a new address above this (nanotons).",
         minimum=0,
     )
 
@@ -89,7 +95,9 @@ class WalletSettings:
 @dataclass(frozen=True, slots=True)
 class DevnetSettings:
     demand_requests_per_minute: int = _opt(
-        12, "Simulated client requests per minute on the local network.", minimum=0,
+        12,
+        "Simulated client requests per minute on the local network.",
+        minimum=0,
         maximum=6000,
     )
 
@@ -119,8 +127,10 @@ def settings_from_dict(data: dict[str, Any]) -> Settings:
     """Build :class:`Settings` from a current-schema mapping; every problem names its key."""
     unknown = sorted(set(data) - set(SECTIONS) - {"schema_version"})
     if unknown:
-        raise SettingsError(f"Unknown settings key '{unknown[0]}'.",
-                            hint="Remove it from settings.toml or fix its spelling.")
+        raise SettingsError(
+            f"Unknown settings key '{unknown[0]}'.",
+            hint="Remove it from settings.toml or fix its spelling.",
+        )
     version = data.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         raise SettingsError(f"'schema_version' must be {SCHEMA_VERSION}, got {version!r}.")
@@ -139,8 +149,10 @@ def section_from_dict(cls: type[S], raw: dict[str, Any], *, prefix: str) -> S:
     fields = {f.name: f for f in dataclasses.fields(typing.cast(Any, cls))}
     for key in raw:
         if key not in fields:
-            raise SettingsError(f"Unknown settings key '{prefix}.{key}'.",
-                                hint="Remove it from settings.toml or fix its spelling.")
+            raise SettingsError(
+                f"Unknown settings key '{prefix}.{key}'.",
+                hint="Remove it from settings.toml or fix its spelling.",
+            )
     values: dict[str, Any] = {}
     for key, value in raw.items():
         dotted = f"{prefix}.{key}"
@@ -185,21 +197,16 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if not isinstance(value, list | tuple):
             raise SettingsError(f"Settings key '{key}' must be a list, got {_kind(value)}.")
         return tuple(_coerce(item, item_type, f"{key}[{i}]") for i, item in enumerate(value))
-    if origin in (types.UnionType, typing.Union):  # pragma: no cover - no optional fields yet
+    expected = _SCALARS.get(hint)
+    if expected is None:  # pragma: no cover - a programming error in a settings section
         raise SettingsError(f"Settings key '{key}' has an unsupported type.")
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise SettingsError(f"Settings key '{key}' must be true or false, got {_kind(value)}.")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SettingsError(f"Settings key '{key}' must be a whole number, got {_kind(value)}.")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise SettingsError(f"Settings key '{key}' must be text, got {_kind(value)}.")
-        return value
-    raise SettingsError(f"Settings key '{key}' has an unsupported type.")  # pragma: no cover
+    # bool is an int subclass: only accept it where a bool is wanted.
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise SettingsError(f"Settings key '{key}' must be {expected}, got {_kind(value)}.")
+    return value
+
+
+_SCALARS: dict[Any, str] = {bool: "true or false", int: "a whole number", str: "text"}
 
 
 def _check_range(value: Any, meta: Any, key: str) -> None:

@@ -84,7 +84,9 @@ class LoadNotice:
 class SettingsStore:
     """Owns ``settings.toml``: the only writer of it, and the publisher of the current settings."""
 
-    def __init__(self, path: Path, settings: Settings, notices: tuple[LoadNotice, ...] = ()) -> None:
+    def __init__(
+        self, path: Path, settings: Settings, notices: tuple[LoadNotice, ...] = ()
+    ) -> None:
         self.path = path
         self.current: Observable[Settings] = Observable(settings)
         self.notices = notices

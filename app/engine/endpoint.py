@@ -26,8 +26,10 @@ class BackendEndpoint:
 
     def __repr__(self) -> str:  # never print the key
         key = "set" if self.api_key else "none"
-        return (f"BackendEndpoint(base_url={self.base_url!r}, unix_socket={self.unix_socket!r}, "
-                f"api_key={key}, capacity={self.capacity})")
+        return (
+            f"BackendEndpoint(base_url={self.base_url!r}, unix_socket={self.unix_socket!r}, "
+            f"api_key={key}, capacity={self.capacity})"
+        )
 
     @classmethod
     def from_url(cls, url: str, *, capacity: int = 1) -> BackendEndpoint:
@@ -35,7 +37,8 @@ class BackendEndpoint:
         parts = urlsplit(url.strip())
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise UserFacingError(
-                f"'{url}' is not a backend URL.", hint="Use http://HOST:PORT, e.g. http://127.0.0.1:8000"
+                f"'{url}' is not a backend URL.",
+                hint="Use http://HOST:PORT, e.g. http://127.0.0.1:8000",
             )
         try:
             port = parts.port

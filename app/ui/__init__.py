@@ -1,1 +1,1 @@
-"""The PySide6 desktop UI: it observes typed service state and calls async commands, nothing more."""
+"""The PySide6 desktop UI: it observes typed service state and calls async commands."""

@@ -1,0 +1,1 @@
+"""The main window's pages: Dashboard, Wallet and Settings."""

@@ -1,0 +1,43 @@
+"""``TrayIcon``: the system-tray icon with Show and Quit, and the status as its tooltip."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
+
+from app.bootstrap import AppStatus
+from app.ui.theme import app_icon
+from app.ui.viewmodels.app_status import AppStatusViewModel
+
+
+class TrayIcon(QSystemTrayIcon):
+    """Owned by the GUI runner; ``on_quit`` is the only way the app really quits from the tray."""
+
+    def __init__(
+        self, window: QWidget, status: AppStatusViewModel, on_quit: Callable[[], None]
+    ) -> None:
+        super().__init__(app_icon())
+        self._window = window
+        self._menu = QMenu()
+        self.show_action = self._menu.addAction("Show cocoon-provider")
+        self.show_action.triggered.connect(self.show_window)
+        self._menu.addSeparator()
+        self.quit_action = self._menu.addAction("Quit")
+        self.quit_action.triggered.connect(on_quit)
+        self.setContextMenu(self._menu)
+        self.activated.connect(self._on_activated)
+        status.changed.connect(self._show_status)
+        self._show_status(status.status)
+
+    def show_window(self) -> None:
+        self._window.showNormal()
+        self._window.raise_()
+        self._window.activateWindow()
+
+    def _on_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason == QSystemTrayIcon.ActivationReason.Trigger:
+            self.show_window()
+
+    def _show_status(self, status: AppStatus) -> None:
+        self.setToolTip(f"cocoon-provider — {status.phase} ({status.network})")

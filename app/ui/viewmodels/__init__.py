@@ -1,0 +1,1 @@
+"""View-models: the only places where service state meets Qt signals."""

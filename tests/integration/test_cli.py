@@ -1,0 +1,143 @@
+"""The CLI as a user runs it: --version, --help, headless run/stop, GUI smoke test, bad settings."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from app import __version__
+from app.cli.main import main
+
+ROOT = Path(__file__).parents[2]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DISPLAY", "WAYLAND_DISPLAY"}}
+    env.pop("QT_QPA_PLATFORM", None)
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"cocoon-provider {__version__}"
+
+
+def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("gui", "run", "devnet", "bench", "doctor", "wallet", "--data-dir", "--network"):
+        assert command in out
+
+
+def test_unknown_network_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--network", "moon", "run", "--headless"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_headless_run_stops_cleanly_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "--data-dir",
+            str(tmp_path),
+            "run",
+            "--headless",
+            "--status-interval",
+            "0.2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    lines = [proc.stdout.readline() for _ in range(3)]
+    assert "headless" in lines[0]
+    assert any("[devnet]" in line for line in lines[1:])
+    proc.send_signal(sig)
+    sent = time.monotonic()
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert time.monotonic() - sent < 5
+    assert out.rstrip().endswith("stopped")
+    assert (tmp_path / "logs" / "cocoon-provider.log").exists()
+
+
+@pytest.mark.slow
+def test_gui_smoke_test(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "--data-dir", str(tmp_path), "gui", "--smoke-test"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "smoke test passed" in (tmp_path / "logs" / "cocoon-provider.log").read_text()
+
+
+@pytest.mark.slow
+def test_gui_without_display_runs_headless(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "--data-dir", str(tmp_path), "gui"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    assert "headless" in proc.stdout.readline()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert "No display found" in err
+
+
+def test_invalid_settings_file_is_reported_not_overwritten(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = tmp_path / "settings.toml"
+    settings.write_text("schema_version = 2\n[engine]\ntemperature_cap_c = 'hot'\n")
+    assert main(["--data-dir", str(tmp_path), "run", "--headless"]) == 1
+    assert "engine.temperature_cap_c" in capsys.readouterr().err
+    assert "hot" in settings.read_text()
+
+
+@pytest.mark.allow_log_warnings
+def test_corrupt_settings_file_is_moved_aside_and_user_told(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "settings.toml").write_text("this is [ not toml")
+    main(["--data-dir", str(tmp_path), "doctor"])  # every command loads the settings first
+    assert "could not be read and was moved" in capsys.readouterr().err
+    assert list(tmp_path.glob("settings.toml.corrupt-*"))
+
+
+def test_data_dir_that_cannot_be_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["--data-dir", str(blocker / "sub"), "run", "--headless"]) == 1
+    assert "Error:" in capsys.readouterr().err

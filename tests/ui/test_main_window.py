@@ -1,0 +1,103 @@
+"""The main window with real widgets (offscreen): pages, settings editing, close-to-tray, tray."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QLineEdit, QSpinBox
+from pytestqt.qtbot import QtBot
+
+from app.bootstrap import Services, build_services
+from app.core.paths import AppPaths
+from app.core.settings_store import SettingsStore
+from app.ui.main_window import MainWindow
+from app.ui.pages.settings import SettingsPage
+from app.ui.tray import TrayIcon
+from app.ui.viewmodels.app_status import AppStatusViewModel
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Services:
+    paths = AppPaths(tmp_path).ensure()
+    return build_services(paths, SettingsStore.load(paths.settings_file), "devnet")
+
+
+@pytest.fixture
+def window(qtbot: QtBot, services: Services) -> Iterator[MainWindow]:
+    status = AppStatusViewModel(services)
+    win = MainWindow(services, status, tray_available=True)
+    qtbot.addWidget(win)
+    yield win
+    status.close()
+
+
+def test_pages_and_navigation(window: MainWindow) -> None:
+    assert [window.nav.item(i).text() for i in range(window.nav.count())] == [
+        "Dashboard",
+        "Wallet",
+        "Settings",
+    ]
+    window.nav.setCurrentRow(2)
+    assert window.pages.currentWidget() is window.settings
+    assert "Local test network" in window.dashboard.network_label.text()
+
+
+async def test_status_changes_reach_the_dashboard(window: MainWindow, services: Services) -> None:
+    await services.start()
+    assert window.dashboard.status_card.value.text() == "Running"
+    await services.aclose()
+    assert window.dashboard.status_card.value.text() == "Stopped"
+
+
+def test_close_hides_to_tray(qtbot: QtBot, window: MainWindow) -> None:
+    window.show()
+    with qtbot.waitSignal(window.hidden_to_tray):
+        window.close()
+    assert not window.isVisible()
+
+
+def test_close_without_tray_quits(qtbot: QtBot, services: Services) -> None:
+    status = AppStatusViewModel(services)
+    win = MainWindow(services, status, tray_available=False)
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(win.closed):
+        win.close()
+    status.close()
+
+
+def test_tray_show_and_quit(qtbot: QtBot, window: MainWindow, services: Services) -> None:
+    quits: list[bool] = []
+    tray = TrayIcon(window, AppStatusViewModel(services), on_quit=lambda: quits.append(True))
+    tray.show_action.trigger()
+    assert window.isVisible()
+    tray.quit_action.trigger()
+    assert quits == [True]
+    assert "devnet" in tray.toolTip()
+
+
+def test_settings_page_saves_valid_values(qtbot: QtBot, services: Services) -> None:
+    page = SettingsPage(services.settings)
+    qtbot.addWidget(page)
+    spins = [w for w in page.findChildren(QSpinBox) if "temperature" in w.toolTip().lower()]
+    spins[0].setValue(72)
+    assert page.save()
+    assert services.settings.current.value.engine.temperature_cap_c == 72
+    assert (
+        SettingsStore.load(services.paths.settings_file).current.value.engine.temperature_cap_c
+        == 72
+    )
+
+
+def test_settings_page_reports_bad_values_and_keeps_file(qtbot: QtBot, services: Services) -> None:
+    page = SettingsPage(services.settings)
+    qtbot.addWidget(page)
+    services.settings.save()
+    before = services.paths.settings_file.read_bytes()
+    amount = next(w for w in page.findChildren(QLineEdit) if "first send" in w.toolTip())
+    amount.setText("lots")
+    assert not page.save()
+    assert "wallet.large_first_send_nanoton" in page.message.text()
+    assert services.paths.settings_file.read_bytes() == before
