@@ -1,0 +1,373 @@
+"""The worker's session with one proxy: dial, handshake, serve ``runQueryEx``, poll payments.
+
+One :class:`ProxySession` lives for one TCP connection; :class:`~app.network.worker.CocoonWorker`
+re-dials with a new session. Spec §4, §5.4, §6.3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from app.core.observable import Observable
+from app.network.answer import (
+    ERROR_ERROR,
+    ERROR_PROTOVIOLATION,
+    ZERO_TOKENS,
+    FinalInfo,
+    HttpRequest,
+    QueryContext,
+)
+from app.network.answer_sink import ProxyAnswerSink, RequestLedger
+from app.network.connection import (
+    DIALER_KEEPALIVE,
+    Connection,
+    ConnectionClosedError,
+    Keepalive,
+    PacketCallback,
+    RemoteQueryError,
+)
+from app.network.tl import TLError, TLObject, decode, encode
+from app.network.vouchers import VoucherError, VoucherRegressionError, VoucherStore, verify_voucher
+from app.network.worker_config import ProxyAddress, WorkerConfig
+
+_log = logging.getLogger(__name__)
+
+MIN_PROTO = 1
+MAX_PROTO = 2
+
+Dialer = Callable[[ProxyAddress, PacketCallback, Keepalive], Awaitable[Connection]]
+
+
+class RequestServing(Protocol):
+    """What the session needs from :class:`~app.network.request_server.RequestServer`."""
+
+    async def serve(self, query: QueryContext, request: HttpRequest, sink: Any) -> object: ...
+
+
+class HandshakeError(Exception):
+    """The proxy answered the handshake in a way this worker must not accept."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTimers:
+    """Protocol timers (reference values); tests shrink them."""
+
+    handshake_timeout: float = 30.0
+    payment_status_timeout: float = 60.0
+    payment_status_every: tuple[float, float] = (10.0, 20.0)
+    keepalive: Keepalive = DIALER_KEEPALIVE
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """One proxy link as the UI shows it. ``phase``: connecting, handshake, ready or closed."""
+
+    address: str
+    phase: str = "connecting"
+    proxy_sc_address: str = ""
+    proto_version: int = 0
+    close_reason: str = ""
+
+
+class ProxySession:
+    """Dials ``target``, runs the worker side of the handshake and serves until the link closes."""
+
+    def __init__(
+        self,
+        target: ProxyAddress,
+        *,
+        config: WorkerConfig,
+        server: RequestServing,
+        vouchers: VoucherStore,
+        ledger: RequestLedger,
+        dial: Dialer,
+        enabled: bool = True,
+        coefficient: int | None = None,
+        timers: SessionTimers | None = None,
+    ) -> None:
+        self.target = target
+        self._config = config
+        self._server = server
+        self._vouchers = vouchers
+        self._ledger = ledger
+        self._dial = dial
+        self._timers = timers or SessionTimers()
+        self._enabled = enabled
+        self._coefficient = config.coefficient if coefficient is None else coefficient
+        self._conn: Connection | None = None
+        self._serving = False
+        self._proto = 0
+        self._proxy_key = b""
+        self._proxy_sc = ""
+        self._worker_sc = ""
+        self._requests: set[asyncio.Task[None]] = set()
+        self.state: Observable[SessionState] = Observable(SessionState(str(target)))
+
+    @property
+    def is_ready(self) -> bool:
+        return self._serving and self._conn is not None and self._conn.is_ready
+
+    # ----------------------------------------------------------------- lifecycle
+    async def run(self) -> str:
+        """Serve until the connection ends; returns why (never raises but ``CancelledError``)."""
+        try:
+            conn = await self._dial(self.target, self._on_packet, self._timers.keepalive)
+        except (OSError, TimeoutError, ValueError) as exc:
+            return self._closed(f"cannot connect: {str(exc) or type(exc).__name__}")
+        self._conn = conn
+        poller: asyncio.Task[None] | None = None
+        try:
+            self.state.set(replace(self.state.value, phase="handshake"))
+            try:
+                await self._handshake(conn)
+            except HandshakeError as exc:
+                conn.close(f"bad handshake answer: {exc}")
+            except RemoteQueryError as exc:
+                conn.close(f"proxy refused the handshake: {exc.message}")
+            except TimeoutError:
+                conn.close("handshake timed out")
+            except (ConnectionClosedError, TLError, VoucherError) as exc:
+                conn.close(f"handshake failed: {exc}")
+            else:
+                poller = asyncio.create_task(self._poll_payments(conn))
+            reason = await asyncio.shield(conn.closed)
+        finally:
+            conn.close("session stopped")
+            self._serving = False
+            tasks = [*self._requests, *([poller] if poller else [])]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await conn.wait_closed()
+        return self._closed(reason)
+
+    def close(self, reason: str) -> None:
+        if self._conn is not None:
+            self._conn.close(reason)
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Tell the proxy (``worker.enabledDisabled``) when availability changes."""
+        if enabled == self._enabled:
+            return
+        self._enabled = enabled
+        if self.is_ready:
+            self._send(TLObject("worker.enabledDisabled", {"disabled": 0 if enabled else 1}))
+
+    def set_coefficient(self, coefficient: int) -> None:
+        """Tell the proxy (``worker.newCoefficient``) the new price coefficient ×1000."""
+        if coefficient == self._coefficient:
+            return
+        self._coefficient = coefficient
+        if self.is_ready:
+            self._send(TLObject("worker.newCoefficient", {"new_coefficient": coefficient}))
+
+    # ----------------------------------------------------------------- handshake
+    async def _handshake(self, conn: Connection) -> None:
+        cfg = self._config
+        params = TLObject(
+            "worker.params",
+            {
+                "flags": 3,
+                "worker_owner_address": cfg.owner_address_friendly,
+                "model": cfg.model,
+                "coefficient": self._coefficient,
+                "is_test": cfg.is_test,
+                "proxy_cnt": cfg.proxy_connections,
+                "max_active_requests": cfg.max_active_requests,
+                "min_proto_version": MIN_PROTO,
+                "max_proto_version": MAX_PROTO,
+            },
+        )
+        answer = await self._query(
+            conn, TLObject("worker.connectToProxy", {"params": params}), "worker.ConnectedToProxy"
+        )
+        self._accept_proxy_params(answer)
+        balance = self._vouchers.register(
+            proxy_sc_address=self._proxy_sc,
+            proxy_public_key=self._proxy_key,
+            worker_sc_address=self._worker_sc,
+        )
+        # Only numbers this proxy reported: the reference proxy aborts on larger ones.
+        compare = await self._query(
+            conn,
+            TLObject(
+                "worker.compareBalanceWithProxy",
+                {
+                    "tokens_committed_to_blockchain": balance.committed_tokens,
+                    "tokens_committed_to_db": balance.db_tokens,
+                    "max_tokens": balance.max_tokens,
+                },
+            ),
+            "worker.CompareBalanceWithProxyResult",
+        )
+        self._apply_balance(
+            compare["signed_payment"], compare["tokens_committed_to_db"], compare["max_tokens"]
+        )
+        if compare["error_code"] != 0:
+            await self._query(
+                conn,
+                TLObject(
+                    "worker.extendedCompareBalanceWithProxy",
+                    {"tokens_committed_to_db": balance.db_tokens, "other": b""},
+                ),
+                "worker.ExtendedCompareBalanceWithProxyResult",
+            )
+        # The proxy may route a request right behind its answer: serve from the moment we ask.
+        self._serving = True
+        await self._query(
+            conn,
+            TLObject("worker.proxyHandshakeComplete", {"is_disabled": not self._enabled}),
+            "worker.HandshakeCompleted",
+        )
+        self.state.set(
+            replace(
+                self.state.value,
+                phase="ready",
+                proxy_sc_address=self._proxy_sc,
+                proto_version=self._proto,
+            )
+        )
+        _log.info("proxy %s: ready (proto %d)", self.target, self._proto)
+
+    def _accept_proxy_params(self, answer: TLObject) -> None:
+        params = answer["params"]
+        flags = params["flags"]
+        if not flags & 1 or not flags & 2:
+            raise HandshakeError(f"proxy params flags {flags} lack is_test/proto_version")
+        if bool(params["is_test"]) != self._config.is_test:
+            mode = "test" if params["is_test"] else "production"
+            raise HandshakeError(f"proxy runs in {mode} mode, this worker does not")
+        proto = params["proto_version"]
+        if not MIN_PROTO <= proto <= MAX_PROTO:
+            raise HandshakeError(f"proxy chose protocol version {proto}, outside 1..2")
+        key = params["proxy_public_key"]
+        if len(key) != 32:
+            raise HandshakeError("proxy public key is not 32 bytes")
+        self._proto = proto
+        self._proxy_key = key
+        self._proxy_sc = params["proxy_sc_address"]
+        self._worker_sc = answer["worker_sc_address"]
+
+    async def _query(self, conn: Connection, function: TLObject, expect: str) -> TLObject:
+        raw = await conn.query(encode(function), self._timers.handshake_timeout)
+        return decode(raw, expect=expect)
+
+    # ----------------------------------------------------------------- steady state
+    def _on_packet(self, data: bytes) -> None:
+        if not self._serving:
+            return  # the reference drops everything before the handshake completes
+        try:
+            obj = decode(data)
+        except TLError as exc:
+            self.close(f"malformed packet from the proxy: {exc}")
+            return
+        name = obj.name
+        if name == "proxy.runQueryEx":
+            self._start_request(obj)
+        elif name == "proxy.workerRequestPayment":
+            self._apply_balance(obj["signed_payment"], obj["db_tokens"], obj["max_tokens"])
+        elif name in ("proxy.signedPayment", "proxy.signedPaymentEmpty"):
+            self._apply_balance(obj, None, None)
+        else:
+            _log.debug("proxy %s: ignored %s", self.target, name)
+
+    def _apply_balance(
+        self, signed: TLObject, db_tokens: int | None, max_tokens: int | None
+    ) -> None:
+        voucher = None
+        if signed.name == "proxy.signedPayment":
+            try:
+                voucher = verify_voucher(
+                    signed["data"],
+                    proxy_public_key=self._proxy_key,
+                    worker_sc_address=self._worker_sc,
+                )
+            except VoucherError as exc:
+                _log.warning("proxy %s: rejected a voucher: %s", self.target, exc)
+        try:
+            self._vouchers.update(
+                self._proxy_sc, voucher=voucher, db_tokens=db_tokens, max_tokens=max_tokens
+            )
+        except VoucherRegressionError as exc:
+            self.close(f"proxy reported a lower balance ({exc}); reconnecting")
+
+    def _start_request(self, obj: TLObject) -> None:
+        task = asyncio.get_running_loop().create_task(self._serve(obj))
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
+
+    async def _serve(self, obj: TLObject) -> None:
+        if self._conn is None:
+            return
+        started = time.time()
+        query = QueryContext(
+            request_id=obj["request_id"],
+            coefficient=obj["coefficient"],
+            timeout=obj["timeout"],
+            proto_version=self._proto,
+            enable_debug=bool(obj["flags"] & 1 and obj.get("enable_debug", False)),
+            proxy=str(self.target),
+        )
+        sink = ProxyAnswerSink(self._conn, query.request_id)
+        self._apply_balance(obj["signed_payment"], None, None)
+        if not self._ledger.try_begin():
+            await sink.error(ERROR_ERROR, "too many active queries", self._empty_final(started))
+            return
+        try:
+            try:
+                request = _http_request(obj["query"])
+            except TLError as exc:
+                await sink.error(
+                    ERROR_PROTOVIOLATION,
+                    f"worker: invalid http request: {exc}",
+                    self._empty_final(started),
+                )
+                return
+            await self._server.serve(query, request, sink)
+        finally:
+            self._ledger.finish(sink.final, failed=sink.failed)
+
+    def _empty_final(self, started: float) -> FinalInfo:
+        if self._proto >= 2:
+            return FinalInfo(ZERO_TOKENS, worker_start_time=started, worker_end_time=time.time())
+        return FinalInfo(ZERO_TOKENS)
+
+    async def _poll_payments(self, conn: Connection) -> None:
+        low, high = self._timers.payment_status_every
+        request = encode(TLObject("worker.updatePaymentStatus", {}))
+        while True:
+            await asyncio.sleep(random.uniform(low, high))  # noqa: S311 - jitter, not crypto
+            try:
+                raw = await conn.query(request, self._timers.payment_status_timeout)
+                status = decode(raw, expect="worker.PaymentStatus")
+            except ConnectionClosedError:
+                return
+            except (RemoteQueryError, TimeoutError, TLError) as exc:
+                conn.close(f"payment status failed: {str(exc) or 'timeout'}")
+                return
+            self._apply_balance(status["signed_payment"], status["db_tokens"], status["max_tokens"])
+
+    def _send(self, obj: TLObject) -> None:
+        if self._conn is not None and self._conn.is_ready:
+            self._conn.send_packet(encode(obj))
+
+    def _closed(self, reason: str) -> str:
+        self.state.set(replace(self.state.value, phase="closed", close_reason=reason))
+        return reason
+
+
+def _http_request(raw: bytes) -> HttpRequest:
+    obj = decode(raw, expect="http.request")
+    return HttpRequest(
+        method=obj["method"],
+        url=obj["url"],
+        http_version=obj["http_version"],
+        headers=tuple((h["name"], h["value"]) for h in obj["headers"]),
+        payload=obj["payload"],
+    )
