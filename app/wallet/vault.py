@@ -256,8 +256,7 @@ def _unwrap(document: VaultDocument, password: str) -> DataKey:
         raise WrongPasswordError(
             "Wrong password.", hint="Check the keyboard layout and Caps Lock."
         ) from None
-    if len(raw) != nacl.secret.SecretBox.KEY_SIZE:
-        raise VaultCorruptedError("The vault's data key has the wrong size.")
+    # decode_document checked the wrapped size, so this is exactly a 32-byte key.
     return DataKey(bytes(raw))
 
 
