@@ -53,8 +53,17 @@ class AnswerMeter:
         self._params = params
         self._pending = b""
         self._prompt = self._cached = self._completion = self._reasoning = 0
-        is_sse = content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
-        self._mode = _SSE if is_sse else _UNDECIDED
+        self._mode = _UNDECIDED
+        self.set_content_type(content_type)
+
+    def set_content_type(self, content_type: str) -> None:
+        """The answer's Content-Type, once known (before the first :meth:`feed`).
+
+        ``text/event-stream`` means SSE; anything else is sniffed from the first line, since
+        backends label JSON lines ``application/json`` (the reference's own benchmark does).
+        """
+        if content_type.split(";", 1)[0].strip().lower() == "text/event-stream":
+            self._mode = _SSE
 
     @property
     def raw(self) -> RawTokens:
