@@ -260,11 +260,12 @@ class FakeNvml:
         queued, value = self._next_queued(function, self.gpus.index(gpu))
         return value if queued else default(gpu)
 
-    def nvmlDeviceGetName(self, handle: object) -> str:
-        return str(self._value("nvmlDeviceGetName", handle, lambda g: g.name))
+    # Returned as queued: a test may queue bytes, as bindings before 11.515 returned.
+    def nvmlDeviceGetName(self, handle: object) -> Any:
+        return self._value("nvmlDeviceGetName", handle, lambda g: g.name)
 
-    def nvmlDeviceGetUUID(self, handle: object) -> str:
-        return str(self._value("nvmlDeviceGetUUID", handle, lambda g: g.uuid))
+    def nvmlDeviceGetUUID(self, handle: object) -> Any:
+        return self._value("nvmlDeviceGetUUID", handle, lambda g: g.uuid)
 
     def nvmlDeviceGetPciInfo(self, handle: object) -> Any:
         def build(gpu: FakeGpu) -> Any:
