@@ -108,22 +108,22 @@ class ProxyAnswerSink:
 
 
 class RequestLedger:
-    """Worker-wide: at most ``max_active`` requests at once, plus served/failed/token totals."""
+    """Worker-wide request counters across all proxy links: active, served, failed, tokens.
 
-    def __init__(self, max_active: int, on_change: Callable[[], None] | None = None) -> None:
-        self.max_active = max_active
+    The concurrency cap itself belongs to the request server (it answers 602 and records the
+    refusal as a job); this only counts what went over the links.
+    """
+
+    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
         self.active = 0
         self.served = 0
         self.failed = 0
         self.tokens = 0
         self._on_change = on_change
 
-    def try_begin(self) -> bool:
-        if self.active >= self.max_active:
-            return False
+    def begin(self) -> None:
         self.active += 1
         self._changed()
-        return True
 
     def finish(self, final: FinalInfo | None, *, failed: bool) -> None:
         """Count one finished request; tokens are what its final info billed."""

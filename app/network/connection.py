@@ -141,6 +141,8 @@ class Connection(asyncio.Protocol):
                 self._dispatch(payload)
             except TLError as exc:
                 self.close(f"malformed packet: {exc}")
+        if self._decoder.error is not None:
+            self.close(f"malformed frame: {self._decoder.error}")
 
     def eof_received(self) -> bool | None:
         return None  # let the transport close itself; connection_lost records the reason

@@ -52,7 +52,9 @@ class FrameEncoder:
 class FrameDecoder:
     """Incremental decoder: :meth:`feed` bytes as they arrive, get the complete payloads back.
 
-    After a :class:`FrameError` the stream is unusable: every later call raises the same error.
+    A broken stream raises :class:`FrameError`, but only after the frames before the fault have
+    been handed out: when a batch holds good frames and then a bad one, ``feed`` returns the
+    good ones and records the fault in :attr:`error`; every later call raises it.
     The buffer is compacted once per ``feed`` call, never per frame, so a burst of small frames
     costs one copy per frame plus one ``del`` per read.
     """
@@ -67,6 +69,11 @@ class FrameDecoder:
     @property
     def expected_seqno(self) -> int:
         return self._expected
+
+    @property
+    def error(self) -> FrameError | None:
+        """The fault that broke this stream, if any."""
+        return self._error
 
     @property
     def buffered(self) -> int:
@@ -100,7 +107,9 @@ class FrameDecoder:
         except FrameError as exc:
             self._error = exc
             buffer.clear()
-            raise
+            if not frames:
+                raise
+            return frames
         finally:
             self._expected = expected
         if pos:

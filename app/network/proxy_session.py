@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 from app.core.observable import Observable
 from app.network.answer import (
-    ERROR_ERROR,
     ERROR_PROTOVIOLATION,
     ZERO_TOKENS,
     FinalInfo,
@@ -45,7 +44,11 @@ Dialer = Callable[[ProxyAddress, PacketCallback, Keepalive], Awaitable[Connectio
 
 
 class RequestServing(Protocol):
-    """What the session needs from :class:`~app.network.request_server.RequestServer`."""
+    """What the session needs from :class:`~app.network.request_server.RequestServer`.
+
+    ``serve`` answers through the sink and never raises for bad requests or backend failures;
+    it also enforces the worker-wide ``max_active_requests`` cap (602 "too many active queries").
+    """
 
     async def serve(self, query: QueryContext, request: HttpRequest, sink: Any) -> object: ...
 
@@ -316,9 +319,7 @@ class ProxySession:
         )
         sink = ProxyAnswerSink(self._conn, query.request_id)
         self._apply_balance(obj["signed_payment"], None, None)
-        if not self._ledger.try_begin():
-            await sink.error(ERROR_ERROR, "too many active queries", self._empty_final(started))
-            return
+        self._ledger.begin()
         try:
             try:
                 request = _http_request(obj["query"])

@@ -96,7 +96,7 @@ class CocoonWorker:
             router = config.router_socks5
             dial = router_dialer(router) if router is not None else direct_dialer()
         self._dial = dial
-        self._ledger = RequestLedger(config.max_active_requests, self._publish)
+        self._ledger = RequestLedger(self._publish)
         self._targets: list[_Target] = []
         self._supervisor: asyncio.Task[None] | None = None
         self._enabled = True
