@@ -157,11 +157,7 @@ class EnergyMeter:
     # -- money --------------------------------------------------------------------------------
     def record_earnings(self, nanotons: int) -> None:
         """Add what the worker earned (nanotons), for TON per kWh and net profit."""
-        if type(nanotons) is not int or nanotons < 0:
-            raise EnergyError(
-                f"Earnings must be a whole, non-negative number of nanotons, got {nanotons!r}."
-            )
-        self._earned += nanotons
+        self._earned += _checked_earnings(nanotons)
         self._publish()
 
     def set_price(self, nanoton_per_kwh: int) -> None:
@@ -175,7 +171,8 @@ class EnergyMeter:
             raise EnergyError(
                 f"A job's energy must be a non-negative number of Wh, got {energy_wh!r}."
             )
-        return economics(round(energy_wh * MJ_PER_WH), earned_nanoton, self._price)
+        earned = _checked_earnings(earned_nanoton)
+        return economics(round(energy_wh * MJ_PER_WH), earned, self._price)
 
     # -- readings -----------------------------------------------------------------------------
     def feed(self, snapshot: TelemetrySnapshot) -> None:
@@ -272,6 +269,14 @@ def _slice_energy(
     if not powers:
         return None
     return Fraction(sum(powers), len(powers)) * Fraction(at - last.at)
+
+
+def _checked_earnings(value: int) -> int:
+    if type(value) is not int or value < 0:
+        raise EnergyError(
+            f"Earnings must be a whole, non-negative number of nanotons, got {value!r}."
+        )
+    return value
 
 
 def _checked_price(value: int) -> Nanoton:

@@ -132,6 +132,8 @@ class GpuTelemetry:
         self._clock = clock
         self._devices: list[_Device] | None = None
         self._next_init_at: float | None = None
+        # An nvmlInit whose session broke (driver unloaded) still holds a reference in NVML.
+        self._stale_init = False
         self._inflight: dict[int, asyncio.Future[Any]] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self._history: dict[int, deque[HistoryPoint]] = {}
@@ -283,6 +285,10 @@ class GpuTelemetry:
 
     def _enumerate(self, nvml: ModuleType) -> list[_Device]:
         """Blocking: init NVML and collect the handles of the GPUs to watch."""
+        if self._stale_init:
+            self._stale_init = False
+            with contextlib.suppress(nvml.NVMLError):
+                nvml.nvmlShutdown()
         nvml.nvmlInit()
         try:
             count = int(nvml.nvmlDeviceGetCount())
@@ -360,6 +366,7 @@ class GpuTelemetry:
             # The session itself is gone (driver unloaded or updated): reopen it later.
             state, message, hint = explain_nvml_error(exc, nvml)
             self._devices = None
+            self._stale_init = True
             self.snapshot.set(TelemetrySnapshot(state, message, hint))
             return
         device.status = "error"

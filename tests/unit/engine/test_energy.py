@@ -239,6 +239,7 @@ def test_per_job_economics(meter: EnergyMeter) -> None:
         (lambda m: m.record_earnings(1.5), "non-negative"),
         (lambda m: m.job_economics(float("nan"), 0), "non-negative"),
         (lambda m: m.job_economics(-1.0, 0), "non-negative"),
+        (lambda m: m.job_economics(1.0, -3), "non-negative"),
         (lambda m: m.add_reading("g", float("inf"), energy_mj=1, power_mw=None), "finite"),
         (lambda m: m.add_reading("g", 5, energy_mj=-1, power_mw=None), "negative"),
         (lambda m: m.add_reading("g", 5, energy_mj=None, power_mw=-1), "negative"),

@@ -287,6 +287,8 @@ async def test_the_driver_going_away_mid_run_reopens_later(
     assert broken.state == "driver_not_loaded"
     clock.now += 31
     assert (await telemetry.sample_once()).state == "ok"
+    await telemetry.aclose()
+    assert fake.initialised == 0, "the broken session's init was released too"
 
 
 async def test_a_hung_call_is_reported_and_not_repeated(
