@@ -24,6 +24,8 @@ _log = logging.getLogger(__name__)
 MIN_TEMPERATURE_CAP_C = 50
 MAX_TEMPERATURE_CAP_C = 100
 MAX_POWER_CAP_W = 2000
+# Telemetry states in which "no GPU readings" means nothing yet rather than "no GPU".
+_NOT_YET = frozenset({"starting", "stopped"})
 
 
 class GuardConfigError(UserFacingError):
@@ -220,7 +222,7 @@ class ThermalGuard:
             paused.append(index)
         if paused:
             reason = " ".join(reasons)
-        elif snapshot is not None and snapshot.state in {"nvml_missing", "no_gpu"}:
+        elif not self._flags and snapshot is not None and snapshot.state not in _NOT_YET:
             reason = "No GPU temperature to watch (CPU only)."
         elif self._flags:
             reason = f"GPUs are within your limits ({cfg.temperature_cap_c} °C" + (

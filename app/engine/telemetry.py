@@ -158,8 +158,8 @@ class GpuTelemetry:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._devices is not None and self._nvml is not None:
-            self._devices = None
+        if (self._devices is not None or self._stale_init) and self._nvml is not None:
+            self._devices, self._stale_init = None, False
             # Shutting NVML down under a call still stuck in the driver is not safe; leave it.
             if not any(not f.done() for f in self._inflight.values()):
                 nvml = self._nvml

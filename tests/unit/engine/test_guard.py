@@ -159,8 +159,16 @@ async def test_a_hung_reading_keeps_the_last_decision(
     await guard.aclose()
 
 
-async def test_cpu_only_accepts() -> None:
-    telemetry = GpuTelemetry(FakeNvml([]).module)
+@pytest.mark.parametrize(
+    "fake_nvml",
+    [
+        FakeNvml([]),
+        FakeNvml(library_missing=True),
+        FakeNvml(init_error=real.NVML_ERROR_DRIVER_NOT_LOADED),
+    ],
+)
+async def test_cpu_only_accepts(fake_nvml: FakeNvml) -> None:
+    telemetry = GpuTelemetry(fake_nvml.module)
     guard = await _guard(telemetry)
 
     await telemetry.sample_once()

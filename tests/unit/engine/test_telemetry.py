@@ -411,3 +411,16 @@ async def test_call_on_a_lost_gpu(fake: FakeNvml, telemetry: GpuTelemetry) -> No
 def test_bad_settings_are_rejected(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="must be positive"):
         GpuTelemetry(None, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_closing_after_the_driver_went_away_releases_nvml(
+    fake: FakeNvml, telemetry: GpuTelemetry
+) -> None:
+    await telemetry.sample_once()
+    fake.fail("nvmlDeviceGetTemperature", real.NVML_ERROR_DRIVER_NOT_LOADED, gpu=0, nth=2)
+    assert (await telemetry.sample_once()).state == "driver_not_loaded"
+
+    await telemetry.aclose()
+
+    assert fake.initialised == 0
+    assert telemetry.snapshot.value.state == "stopped"
