@@ -1,0 +1,430 @@
+"""Safe withdrawals: plan (checks, fee, warnings), sign + persist + broadcast, confirm, reconcile.
+
+Rules (docs/ton-wallet.md §5): strict address parsing; bounce only when the address asks for it
+and the destination is active; mode 3, or 130 with value 0 for "send all"; ``valid_until`` =
+server time + 300 s; a pending record is fsynced before the broadcast; a send is confirmed only
+by a seqno change *and* the wallet transaction with the message's normalized hash that actually
+sent money. Money is never sent twice: an unresolved message keeps its seqno, and any later
+message for the same wallet is signed with that same seqno, so at most one of them can land.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import time
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+import nacl.utils
+
+from app.core.errors import UserFacingError
+from app.core.money import Nanoton, format_ton, parse_ton
+from app.wallet.addresses import AddressWarning, ParsedAddress, parse_address
+from app.wallet.chain import (
+    AccountState,
+    ChainBackend,
+    ChainError,
+    ChainOffline,
+    ChainTimeout,
+    MessageRejected,
+    raw_address,
+    wallet_seqno,
+)
+from app.wallet.contracts import TonNetwork, WalletContract
+from app.wallet.mnemonic import KeyPair
+from app.wallet.pending import (
+    PendingSend,
+    PendingSendStore,
+    SendOutcome,
+    SendStatus,
+    find_outcome,
+)
+from app.wallet.transfer import SendMode, TransferOrder, check_comment, sign_transfer
+
+_log = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_FEE",
+    "FEE_FACTOR_PERCENT",
+    "TTL_S",
+    "InsufficientBalanceError",
+    "SendOutcome",
+    "SendStatus",
+    "WarningKind",
+    "WithdrawalError",
+    "WithdrawalPlan",
+    "WithdrawalRequest",
+    "WithdrawalWarning",
+    "Withdrawals",
+]
+
+TTL_S = 300
+DEFAULT_FEE = Nanoton(15_000_000)  # 0.015 TON when the backend cannot emulate
+FEE_FACTOR_PERCENT = 105  # emulated fees × 1.05
+DEFAULT_LARGE_FIRST_SEND = Nanoton(10 * 10**9)  # settings: wallet.large_first_send_nanoton
+
+
+class WarningKind(enum.StrEnum):
+    """Why a withdrawal needs an explicit confirmation."""
+
+    OWN_ADDRESS = "own_address"
+    LOOKALIKE_ADDRESS = "lookalike_address"
+    LARGE_FIRST_SEND = "large_first_send"
+    INACTIVE_DESTINATION = "inactive_destination"
+    RAW_ADDRESS = "raw_address"
+    MAINNET_ADDRESS_ON_TESTNET = "mainnet_address_on_testnet"
+    MASTERCHAIN = "masterchain"
+
+
+_MESSAGES = {
+    WarningKind.OWN_ADDRESS: "This is this wallet's own address: the money would come back, "
+    "minus the fee.",
+    WarningKind.LOOKALIKE_ADDRESS: "This address looks like {0}, which you used before, but it is "
+    "a different address. Scammers make look-alike addresses: compare every character.",
+    WarningKind.LARGE_FIRST_SEND: "You have not sent to this address before and are sending "
+    "{0} TON. Consider sending a small test amount first.",
+    WarningKind.INACTIVE_DESTINATION: "The destination account is not active yet, so the money "
+    "cannot bounce back if this address is wrong.",
+    WarningKind.RAW_ADDRESS: AddressWarning.RAW_FORM.value,
+    WarningKind.MAINNET_ADDRESS_ON_TESTNET: AddressWarning.MAINNET_ADDRESS_ON_TESTNET.value,
+    WarningKind.MASTERCHAIN: AddressWarning.MASTERCHAIN.value,
+}
+_FROM_ADDRESS_WARNING = {
+    AddressWarning.RAW_FORM: WarningKind.RAW_ADDRESS,
+    AddressWarning.MAINNET_ADDRESS_ON_TESTNET: WarningKind.MAINNET_ADDRESS_ON_TESTNET,
+    AddressWarning.MASTERCHAIN: WarningKind.MASTERCHAIN,
+}
+# Address poisoning: a look-alike matches what people glance at, the start and the end.
+_LOOKALIKE_EDGE = 4
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawalWarning:
+    """A typed warning with the sentence the UI shows; the user must confirm its kind."""
+
+    kind: WarningKind
+    message: str
+
+    @classmethod
+    def of(cls, kind: WarningKind, detail: str = "") -> WithdrawalWarning:
+        return cls(kind, _MESSAGES[kind].format(detail))
+
+
+def address_warnings(parsed: ParsedAddress, *, active: bool) -> list[WithdrawalWarning]:
+    warnings = [WithdrawalWarning.of(_FROM_ADDRESS_WARNING[w]) for w in parsed.warnings]
+    if parsed.bounceable and not active:
+        warnings.append(WithdrawalWarning.of(WarningKind.INACTIVE_DESTINATION))
+    return warnings
+
+
+def lookalike_of(text: str, parsed: ParsedAddress, known: Iterable[str]) -> str | None:
+    """A known address (as it was known) that shares ``text``'s first and last characters but
+    is another account; None when there is none."""
+    edge = _LOOKALIKE_EDGE
+    subject = parsed.raw.partition(":")[2] if parsed.is_raw else text
+    for address in known:
+        raw = _raw_of(address)
+        if raw is None or raw == parsed.raw:
+            continue
+        if parsed.is_raw:
+            candidates = [raw.partition(":")[2]]
+        else:
+            forms = parse_address(raw, TonNetwork.MAINNET).forms
+            candidates = [
+                address,
+                forms.mainnet_bounceable,
+                forms.mainnet_non_bounceable,
+                forms.testnet_bounceable,
+                forms.testnet_non_bounceable,
+            ]
+        if any(c[:edge] == subject[:edge] and c[-edge:] == subject[-edge:] for c in candidates):
+            return address
+    return None
+
+
+def _raw_of(address: str) -> str | None:
+    try:
+        return raw_address(address.strip())
+    except Exception:  # pytoniq raises assorted errors for junk; history junk is just ignored
+        return None
+
+
+class WithdrawalError(UserFacingError):
+    """A withdrawal that cannot go ahead as requested; nothing was sent."""
+
+
+class InsufficientBalanceError(WithdrawalError):
+    """The wallet cannot pay the amount plus the estimated fee."""
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawalRequest:
+    """What the user typed. ``amount`` is ignored when ``send_all`` is set."""
+
+    destination: str
+    amount: str = ""
+    send_all: bool = False
+    comment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawalPlan:
+    """A checked withdrawal, ready to show for confirmation (and then to execute)."""
+
+    destination: ParsedAddress
+    destination_text: str
+    destination_active: bool
+    amount: Nanoton  # what leaves the wallet besides fees (an estimate for "send all")
+    send_all: bool
+    bounce: bool
+    comment: str | None
+    fee_estimate: Nanoton
+    balance: Nanoton
+    seqno: int
+    deployed: bool
+    warnings: tuple[WithdrawalWarning, ...]
+
+    @property
+    def mode(self) -> SendMode:
+        return SendMode.SEND_ALL if self.send_all else SendMode.PAY_FEES_SEPARATELY
+
+
+class Withdrawals:
+    """Withdrawals from one wallet over one chain backend."""
+
+    def __init__(
+        self,
+        chain: ChainBackend,
+        contract: WalletContract,
+        wallet_id: str,
+        pending: PendingSendStore,
+        *,
+        large_first_send: Nanoton = DEFAULT_LARGE_FIRST_SEND,
+    ) -> None:
+        self._chain = chain
+        self._contract = contract
+        self._wallet_id = wallet_id
+        self._pending = pending
+        self._large_first_send = large_first_send
+
+    @property
+    def wallet_address(self) -> str:
+        return self._contract.raw_address
+
+    # -- planning ---------------------------------------------------------------------------
+
+    async def plan(
+        self, request: WithdrawalRequest, *, known_destinations: Iterable[str] = ()
+    ) -> WithdrawalPlan:
+        """Check ``request`` against the chain; ``known_destinations`` are addresses from the
+        wallet's history (any form), used for the look-alike and first-send warnings."""
+        parsed = parse_address(request.destination, self._contract.network)
+        comment = request.comment or None
+        check_comment(comment)
+        amount = Nanoton(0) if request.send_all else parse_ton(request.amount)
+        if self._pending.get(self._wallet_id) is not None:
+            raise WithdrawalError(
+                "A previous send from this wallet is not confirmed yet.",
+                hint="Wait until it is confirmed or expires (at most a few minutes).",
+            )
+        wallet = await self._chain.get_account_state(self.wallet_address)
+        if wallet.status == "frozen":
+            raise WithdrawalError("This wallet is frozen on the chain and cannot send.")
+        dest_state = await self._chain.get_account_state(parsed.raw)
+        active = dest_state.status == "active"
+        bounce = active and parsed.bounceable is not False
+        seqno = wallet_seqno(wallet)
+        deployed = wallet.status == "active"
+        fee = await self._estimate_fee(
+            parsed, amount, request.send_all, bounce, comment, seqno, deployed
+        )
+        amount = self._check_balance(wallet, amount, fee, request.send_all)
+        known = list(known_destinations)
+        warnings = address_warnings(parsed, active=active)
+        if parsed.raw == self.wallet_address:
+            warnings.append(WithdrawalWarning.of(WarningKind.OWN_ADDRESS))
+        if (lookalike := lookalike_of(request.destination.strip(), parsed, known)) is not None:
+            warnings.append(WithdrawalWarning.of(WarningKind.LOOKALIKE_ADDRESS, lookalike))
+        if amount > self._large_first_send and not _is_known(parsed, known):
+            warnings.append(
+                WithdrawalWarning.of(WarningKind.LARGE_FIRST_SEND, format_ton(amount, trim=True))
+            )
+        return WithdrawalPlan(
+            destination=parsed,
+            destination_text=request.destination.strip(),
+            destination_active=active,
+            amount=amount,
+            send_all=request.send_all,
+            bounce=bounce,
+            comment=comment,
+            fee_estimate=fee,
+            balance=wallet.balance,
+            seqno=seqno,
+            deployed=deployed,
+            warnings=tuple(warnings),
+        )
+
+    async def _estimate_fee(
+        self,
+        parsed: ParsedAddress,
+        amount: Nanoton,
+        send_all: bool,
+        bounce: bool,
+        comment: str | None,
+        seqno: int,
+        deployed: bool,
+    ) -> Nanoton:
+        # Emulation ignores signatures, so a throwaway key signs the estimate: planning never
+        # needs the wallet unlocked.
+        throwaway = KeyPair(self._contract.public_key, nacl.utils.random(64))
+        order = _order(
+            parsed, Nanoton(0) if send_all else max(amount, Nanoton(1)), send_all, bounce, comment
+        )
+        probe = sign_transfer(
+            self._contract,
+            throwaway,
+            order,
+            seqno=seqno,
+            valid_until=0xFFFF_FFFF,
+            deployed=deployed,
+        )
+        try:
+            emulated = await self._chain.emulate_fee(probe.boc)
+        except ChainError as exc:
+            _log.info("fee emulation failed (%s); using the default estimate", type(exc).__name__)
+            emulated = None
+        if emulated is None:
+            return DEFAULT_FEE
+        return Nanoton(math.ceil(emulated * FEE_FACTOR_PERCENT / 100))
+
+    @staticmethod
+    def _check_balance(
+        wallet: AccountState, amount: Nanoton, fee: Nanoton, send_all: bool
+    ) -> Nanoton:
+        if send_all:
+            if wallet.balance <= fee:
+                raise InsufficientBalanceError(
+                    "Nothing would be left to send after the network fee.",
+                    hint=f"Balance {format_ton(wallet.balance, trim=True, unit=True)}, fee about "
+                    f"{format_ton(fee, trim=True, unit=True)}.",
+                )
+            return Nanoton(wallet.balance - fee)
+        if wallet.balance < amount + fee:
+            raise InsufficientBalanceError(
+                "The balance is too low for this amount plus the network fee.",
+                hint=f"Balance {format_ton(wallet.balance, trim=True, unit=True)}; needed "
+                f"{format_ton(amount + fee, trim=True, unit=True)} (fee about "
+                f"{format_ton(fee, trim=True, unit=True)}). Try 'Send all' instead.",
+            )
+        return amount
+
+    # -- executing --------------------------------------------------------------------------
+
+    async def execute(
+        self, plan: WithdrawalPlan, keys: KeyPair, *, confirmed: Collection[WarningKind] = ()
+    ) -> SendOutcome:
+        """Sign, persist, broadcast. Returns SENT/FAILED only when already confirmed, otherwise
+        PENDING (poll :meth:`check`); UNKNOWN when the broadcast's fate is unknown (offline)."""
+        unconfirmed = {w.kind for w in plan.warnings} - set(confirmed)
+        if unconfirmed:
+            raise WithdrawalError(
+                "Confirm the warnings before sending.",
+                hint=", ".join(sorted(kind.value for kind in unconfirmed)),
+            )
+        wallet = await self._chain.get_account_state(self.wallet_address)
+        if wallet_seqno(wallet) != plan.seqno or (wallet.status == "active") != plan.deployed:
+            raise WithdrawalError(
+                "The wallet changed since this send was prepared.",
+                hint="Review the send again; nothing was sent.",
+            )
+        now = await self._chain.get_server_time()
+        order = _order(plan.destination, plan.amount, plan.send_all, plan.bounce, plan.comment)
+        signed = sign_transfer(
+            self._contract,
+            keys,
+            order,
+            seqno=plan.seqno,
+            valid_until=now + TTL_S,
+            deployed=plan.deployed,
+        )
+        record = PendingSend(
+            wallet_id=self._wallet_id,
+            wallet_address=self.wallet_address,
+            seqno=signed.seqno,
+            valid_until=signed.valid_until,
+            boc=signed.boc,
+            message_hash=signed.message_hash,
+            normalized_hash=signed.normalized_hash,
+            destination=plan.destination_text,
+            destination_raw=plan.destination.raw,
+            amount=Nanoton(0) if plan.send_all else plan.amount,
+            send_all=plan.send_all,
+            comment=plan.comment,
+            created_at=int(time.time()),
+        )
+        self._pending.add(record)  # durable before anything leaves this machine
+        return await self._broadcast(record)
+
+    async def _broadcast(self, record: PendingSend) -> SendOutcome:
+        try:
+            await self._chain.send_boc(record.boc)
+        except MessageRejected as exc:
+            if exc.seqno_used:
+                # Maybe this very message landed already; find out from the chain, never resend.
+                outcome = await self.check(record)
+                if outcome.status is SendStatus.PENDING:
+                    return SendOutcome(SendStatus.PENDING, record, message=exc.message)
+                return outcome
+            self._pending.remove(record)
+            raise WithdrawalError(exc.message, hint="Nothing was sent.") from exc
+        except (ChainOffline, ChainTimeout) as exc:
+            return SendOutcome(SendStatus.UNKNOWN, record, message=exc.message)
+        updated = record.broadcasted()
+        self._pending.replace(updated)
+        return SendOutcome(SendStatus.PENDING, updated)
+
+    # -- confirming -------------------------------------------------------------------------
+
+    async def check(self, record: PendingSend) -> SendOutcome:
+        """Resolve ``record`` if the chain allows it: SENT / FAILED / NOT_SENT remove the record;
+        PENDING keeps it."""
+        wallet = await self._chain.get_account_state(record.wallet_address)
+        if wallet_seqno(wallet) > record.seqno:
+            txs = await self._chain.get_transactions(record.wallet_address, 64)
+            outcome = find_outcome(record, txs)
+        elif await self._chain.get_server_time() > record.valid_until:
+            outcome = SendOutcome(SendStatus.NOT_SENT, record, message="The message expired.")
+        else:
+            return SendOutcome(SendStatus.PENDING, record)
+        self._pending.remove(record)
+        return outcome
+
+    async def reconcile(self) -> SendOutcome | None:
+        """On start-up: resolve this wallet's pending send, re-broadcasting the same BOC while
+        it is still valid. None when there is nothing pending."""
+        record = self._pending.get(self._wallet_id)
+        if record is None:
+            return None
+        outcome = await self.check(record)
+        if outcome.status is not SendStatus.PENDING:
+            return outcome
+        return await self._broadcast(record)
+
+
+def _order(
+    parsed: ParsedAddress, amount: Nanoton, send_all: bool, bounce: bool, comment: str | None
+) -> TransferOrder:
+    mode = SendMode.SEND_ALL if send_all else SendMode.PAY_FEES_SEPARATELY
+    return TransferOrder(
+        destination=parsed.address,
+        amount=Nanoton(0) if send_all else amount,
+        bounce=bounce,
+        mode=mode,
+        comment=comment,
+    )
+
+
+def _is_known(parsed: ParsedAddress, known: Iterable[str]) -> bool:
+    return any(_raw_of(address) == parsed.raw for address in known)
