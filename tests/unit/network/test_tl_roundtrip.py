@@ -151,6 +151,7 @@ def _mutated_encoding(draw: st.DrawFn) -> bytes:
     return bytes(wire)
 
 
+@pytest.mark.slow
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=_mutated_encoding())
 def test_mutated_encodings_only_ever_raise_tl_error(data: bytes) -> None:
