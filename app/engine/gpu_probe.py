@@ -27,6 +27,7 @@ InventoryState = Literal["ok", "nvml_missing", "driver_not_loaded", "no_gpu", "e
 
 CPU_ONLY = "CPU only — slow"
 _MISSING: Any = object()
+_CPU_DEADLINE_S = 10.0
 T = TypeVar("T")
 
 
@@ -303,7 +304,9 @@ def _text(value: object) -> str | None:
 
 async def probe(nvml: ModuleType | None = _MISSING, *, deadline_s: float = 15.0) -> GpuInventory:
     """:func:`probe_gpus` off the event loop; a driver that does not answer becomes ``error``."""
-    cpu = await asyncio.wait_for(asyncio.to_thread(probe_cpu), deadline_s)
+    # Reading /proc and psutil does not hang the way a driver can; a short GPU deadline (tests,
+    # impatient callers) must not turn a busy machine's CPU facts into a crash.
+    cpu = await asyncio.wait_for(asyncio.to_thread(probe_cpu), max(deadline_s, _CPU_DEADLINE_S))
     try:
         return await asyncio.wait_for(
             run_in_daemon_thread(lambda: probe_gpus(nvml, cpu=cpu)), deadline_s
