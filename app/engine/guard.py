@@ -149,6 +149,7 @@ class ThermalGuard:
             self._unsubscribe = None
         await self._cancel_power_task()
         await self._restore_all()
+        self._power.attempted.clear()  # a later start() applies the cap afresh
         self._publish()
 
     async def reconfigure(self, config: GuardConfig) -> None:

@@ -381,3 +381,21 @@ def test_config_from_settings() -> None:
     custom = EngineSettings(temperature_cap_c=70, power_cap_w=250, allow_power_control=True)
     assert GuardConfig.from_settings(custom).controls_power
     assert GuardConfig.from_settings(custom).power_cap_w == 250
+
+
+async def test_a_restarted_guard_applies_the_cap_again(
+    fake: FakeNvml, telemetry: GpuTelemetry
+) -> None:
+    guard = await _guard(telemetry, GuardConfig(power_cap_w=300, allow_power_control=True))
+    await telemetry.sample_once()
+    await _settle(guard)
+    await guard.aclose()
+    assert fake.gpus[0].power_limit_mw == 450_000
+
+    await guard.start()
+    await telemetry.sample_once()
+    await _settle(guard)
+
+    assert fake.gpus[0].power_limit_mw == 300_000
+    await guard.aclose()
+    assert fake.gpus[0].power_limit_mw == 450_000
