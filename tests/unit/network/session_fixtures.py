@@ -63,7 +63,10 @@ class ScriptedProxy:
         self.port = 0
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # The latest connection is the one the test drives; each gets fresh sequence numbers.
         self.reader, self.writer = reader, writer
+        self._decoder = FrameDecoder()
+        self._encoder = FrameEncoder()
         self.connected.set()
         await self.finished.wait()
         writer.close()

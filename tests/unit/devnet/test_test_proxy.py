@@ -1,0 +1,287 @@
+"""The devnet test-mode proxy: its handshake checks, routing, answer relay and billing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from app.devnet.test_proxy import NoWorkerAvailableError, TestProxy
+from app.devnet.worker_link import AnswerChunk, AnswerEnd, AnswerFailed, AnswerHead
+from app.network.connection import Connection, Keepalive, RemoteQueryError, open_connection
+from app.network.tl import TLObject, decode, encode
+from app.network.vouchers import verify_voucher
+
+OWNER = "UQAuz15H1ZHrZ_psVrAra7HealMIVeFq0wguqlmFno1f3B-m"
+QUIET = Keepalive(ping_after=None, drop_after=60.0)
+
+
+def _params(**changes: Any) -> TLObject:
+    fields: dict[str, Any] = {
+        "flags": 3,
+        "worker_owner_address": OWNER,
+        "model": "Qwen/Qwen3-8B@abc:def",
+        "coefficient": 1500,
+        "is_test": True,
+        "proxy_cnt": 1,
+        "max_active_requests": 2,
+        "min_proto_version": 1,
+        "max_proto_version": 2,
+    }
+    fields.update(changes)
+    return TLObject("worker.params", {k: v for k, v in fields.items() if v is not None})
+
+
+class FakeWorker:
+    """The worker side driven by hand over a real Connection."""
+
+    def __init__(self) -> None:
+        self.packets: asyncio.Queue[TLObject] = asyncio.Queue()
+        self.conn: Connection | None = None
+
+    def on_packet(self, data: bytes) -> None:
+        self.packets.put_nowait(decode(data))
+
+    async def connect(self, proxy: TestProxy) -> Connection:
+        self.conn = await open_connection(
+            host="127.0.0.1", port=proxy.port, on_packet=self.on_packet, keepalive=QUIET
+        )
+        return self.conn
+
+    async def query(self, obj: TLObject) -> TLObject:
+        assert self.conn is not None
+        return decode(await self.conn.query(encode(obj), 5))
+
+    async def handshake(
+        self, proxy: TestProxy, *, disabled: bool = False, **params: Any
+    ) -> TLObject:
+        await self.connect(proxy)
+        answer = await self.query(TLObject("worker.connectToProxy", {"params": _params(**params)}))
+        await self.query(
+            TLObject(
+                "worker.compareBalanceWithProxy",
+                {"tokens_committed_to_blockchain": 0, "tokens_committed_to_db": 0, "max_tokens": 0},
+            )
+        )
+        await self.query(TLObject("worker.proxyHandshakeComplete", {"is_disabled": disabled}))
+        return answer
+
+    def send(self, name: str, **fields: Any) -> None:
+        assert self.conn is not None
+        self.conn.send_packet(encode(TLObject(name, fields)))
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[TestProxy]:
+    p = TestProxy()
+    await p.start()
+    yield p
+    await p.aclose()
+
+
+def _request() -> bytes:
+    return encode(
+        TLObject(
+            "http.request",
+            {
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "http_version": "HTTP/1.1",
+                "headers": [],
+                "payload": b"{}",
+            },
+        )
+    )
+
+
+async def test_handshake_answer_and_payment_status(proxy: TestProxy) -> None:
+    worker = FakeWorker()
+    answer = await worker.handshake(proxy)
+    params = answer["params"]
+    assert (params["flags"], params["is_test"], params["proto_version"]) == (3, True, 2)
+    assert params["proxy_public_key"] == proxy.public_key
+    assert answer["worker_sc_address"] == proxy.worker_sc_address(OWNER)
+    status = await worker.query(TLObject("worker.updatePaymentStatus", {}))
+    voucher = verify_voucher(
+        status["signed_payment"]["data"],
+        proxy_public_key=proxy.public_key,
+        worker_sc_address=answer["worker_sc_address"],
+    )
+    assert (voucher.tokens, status["db_tokens"], status["max_tokens"]) == (0, 0, 0)
+    await worker.conn.aclose()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [
+        (
+            {
+                "flags": 0,
+                "is_test": None,
+                "proxy_cnt": None,
+                "max_active_requests": None,
+                "min_proto_version": None,
+                "max_proto_version": None,
+            },
+            "too old worker",
+        ),
+        ({"is_test": False}, "is_test mismatch"),
+        ({"model": ""}, "empty model"),
+        ({"coefficient": 10**9}, "bad coefficient"),
+        ({"max_active_requests": 0}, "bad capacity"),
+        ({"proxy_cnt": 0}, "bad capacity"),
+        ({"min_proto_version": 3, "max_proto_version": 4}, "no common protocol version"),
+    ],
+)
+async def test_bad_worker_params_are_refused(
+    proxy: TestProxy, params: dict[str, Any], reason: str
+) -> None:
+    worker = FakeWorker()
+    conn = await worker.connect(proxy)
+    with pytest.raises(RemoteQueryError, match=reason):
+        await worker.query(TLObject("worker.connectToProxy", {"params": _params(**params)}))
+    assert reason in await conn.wait_closed() or conn.is_closed
+
+
+async def test_out_of_order_and_inflated_balances_are_refused(proxy: TestProxy) -> None:
+    worker = FakeWorker()
+    await worker.connect(proxy)
+    with pytest.raises(RemoteQueryError, match="out of order"):
+        await worker.query(TLObject("worker.updatePaymentStatus", {}))
+
+    worker = FakeWorker()
+    await worker.connect(proxy)
+    await worker.query(TLObject("worker.connectToProxy", {"params": _params()}))
+    with pytest.raises(RemoteQueryError, match="more tokens than this proxy knows"):
+        await worker.query(
+            TLObject(
+                "worker.compareBalanceWithProxy",
+                {"tokens_committed_to_blockchain": 5, "tokens_committed_to_db": 0, "max_tokens": 5},
+            )
+        )
+
+
+async def test_routing_prefers_the_least_loaded_and_respects_capacity(proxy: TestProxy) -> None:
+    big, small, off = FakeWorker(), FakeWorker(), FakeWorker()
+    await big.handshake(proxy)
+    await small.handshake(proxy, max_active_requests=1)
+    await off.handshake(proxy, disabled=True)
+    assert proxy.models() == ["Qwen/Qwen3-8B"]
+    queries = [
+        proxy.run_query(model="Qwen/Qwen3-8B", request=_request(), timeout=10) for _ in range(3)
+    ]
+    enabled = {link for link in proxy.links if link.enabled}
+    assert len(enabled) == 2
+    assert {queries[0].link, queries[1].link} == enabled  # an idle link beats a busy one
+    assert queries[2].link.capacity == 2  # only the big worker has a slot left
+    with pytest.raises(NoWorkerAvailableError):
+        proxy.run_query(model="Qwen/Qwen3-8B", request=_request(), timeout=10)
+    with pytest.raises(NoWorkerAvailableError):
+        proxy.run_query(model="other-model", request=_request(), timeout=10)
+    queries[0].abandon()
+    again = proxy.run_query(model="Qwen/Qwen3-8B", request=_request(), timeout=10)
+    assert again.link is queries[0].link
+
+
+def _response() -> bytes:
+    return encode(
+        TLObject(
+            "http.response",
+            {
+                "http_version": "HTTP/1.1",
+                "status_code": 200,
+                "reason": "OK",
+                "headers": [],
+                "payload": b"",
+            },
+        )
+    )
+
+
+async def _routed(proxy: TestProxy, worker: FakeWorker) -> tuple[object, bytes]:
+    query = proxy.run_query(model="Qwen/Qwen3-8B", request=_request(), timeout=10)
+    run = await _next(worker, "proxy.runQueryEx")
+    assert (run["coefficient"], run["flags"], run["query"]) == (1500, 1, _request())
+    assert run["request_id"] == query.request_id
+    return query, run["request_id"]
+
+
+async def test_answers_are_relayed_and_billed(proxy: TestProxy) -> None:
+    worker = FakeWorker()
+    answer = await worker.handshake(proxy)
+    query, rid = await _routed(proxy, worker)
+    worker.send("proxy.queryAnswerEx", request_id=rid, flags=0, answer=_response())
+    worker.send("proxy.queryAnswerPartEx", request_id=rid, flags=0, answer=b"ab")
+    worker.send(
+        "proxy.queryAnswerPartEx", request_id=rid, flags=1, answer=b"c", final_info=_final(42)
+    )
+    events = [e async for e in query.events()]  # type: ignore[attr-defined]
+    assert events == [
+        AnswerHead("HTTP/1.1", 200, "OK", ()),
+        AnswerChunk(b"ab"),
+        AnswerChunk(b"c"),
+        AnswerEnd(42),
+    ]
+    payment = await _next(worker, "proxy.workerRequestPayment")
+    assert (payment["request_id"], payment["request_tokens"], payment["max_tokens"]) == (
+        rid,
+        42,
+        42,
+    )
+    voucher = verify_voucher(
+        payment["signed_payment"]["data"],
+        proxy_public_key=proxy.public_key,
+        worker_sc_address=answer["worker_sc_address"],
+    )
+    assert voucher.tokens == proxy.tally(OWNER).committed_tokens == 42
+
+    query, rid = await _routed(proxy, worker)
+    worker.send(
+        "proxy.queryAnswerErrorEx",
+        request_id=rid,
+        error_code=621,
+        error="bad",
+        flags=1,
+        final_info=_final(0),
+    )
+    assert [e async for e in query.events()] == [AnswerFailed(621, "bad")]  # type: ignore[attr-defined]
+    assert (await _next(worker, "proxy.workerRequestPayment"))["request_tokens"] == 0
+    assert proxy.tally(OWNER).requests == 2
+
+
+async def test_out_of_order_parts_and_a_vanishing_worker_fail_the_request(proxy: TestProxy) -> None:
+    worker = FakeWorker()
+    await worker.handshake(proxy)
+    query, rid = await _routed(proxy, worker)
+    worker.send("proxy.queryAnswerPartEx", request_id=rid, flags=0, answer=b"early")
+    assert [e async for e in query.events()] == [AnswerFailed(502, "out of order answer parts")]  # type: ignore[attr-defined]
+
+    query, rid = await _routed(proxy, worker)
+    worker.send("proxy.queryAnswerEx", request_id=rid, flags=0, answer=_response())
+    await worker.conn.aclose()  # type: ignore[union-attr]
+    events = [e async for e in query.events()]  # type: ignore[attr-defined]
+    assert isinstance(events[-1], AnswerFailed)
+    assert events[-1].message.startswith("worker disconnected")
+    assert proxy.links == []
+
+
+def _final(tokens: int) -> TLObject:
+    used = {
+        "prompt_tokens_used": tokens,
+        "cached_tokens_used": 0,
+        "completion_tokens_used": 0,
+        "reasoning_tokens_used": 0,
+        "total_tokens_used": tokens,
+    }
+    return TLObject(
+        "proxy.queryFinalInfo", {"flags": 0, "tokens_used": TLObject("tokensUsed", used)}
+    )
+
+
+async def _next(worker: FakeWorker, name: str) -> TLObject:
+    while True:
+        packet = await worker.packets.get()
+        if packet.name == name:
+            return packet
