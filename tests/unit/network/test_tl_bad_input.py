@@ -66,6 +66,12 @@ SAMPLES = [
         final_info=FINAL,
     ),
     TLObject("worker.proxyHandshakeComplete", is_disabled=True),
+    TLObject(
+        "worker.paymentStatus",
+        signed_payment=TLObject("proxy.signedPayment", data=b"boc"),
+        db_tokens=1,
+        max_tokens=2,
+    ),
 ]
 
 
@@ -236,6 +242,11 @@ PING_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("tcp.ping", {"id": -(2**63) - 1}, "out of range"),
     ("worker.enabledDisabled", {"disabled": 2**31}, "out of range"),
     ("tcp.packet", {"data": "text"}, "expected bytes, got str"),
+    (
+        "proxy.queryFinalInfo",
+        {"flags": 2, "tokens_used": None, "worker_start_time": "1.0", "worker_end_time": 1.0},
+        "expected a tokensUsed object",
+    ),
     ("tcp.packet", {"data": [1, 2]}, "expected bytes, got list"),
     ("tcp.queryError", {"id": 1, "code": 1, "message": b"x"}, "expected a str, got bytes"),
     ("tcp.queryError", {"id": 1, "code": 1, "message": "\ud800"}, "not encodable"),
@@ -314,3 +325,25 @@ def test_encode_errors_never_contain_values() -> None:
     with pytest.raises(TLError) as info:
         encode(TLObject("http.header", name="Authorization", value=secret.encode()))
     assert "SECRET" not in str(info.value)
+
+
+def test_double_must_be_a_number() -> None:
+    final = TLObject(
+        "proxy.queryFinalInfo",
+        flags=2,
+        tokens_used=TLObject(
+            "tokensUsed",
+            prompt_tokens_used=0,
+            cached_tokens_used=0,
+            completion_tokens_used=0,
+            reasoning_tokens_used=0,
+            total_tokens_used=0,
+        ),
+        worker_start_time="1.0",
+        worker_end_time=1,
+    )
+    with pytest.raises(TLError, match="worker_start_time: expected a float, got str"):
+        encode(final)
+    with pytest.raises(TLError, match="expected a float, got bool"):
+        encode(final.replace(worker_start_time=True))
+    assert decode(encode(final.replace(worker_start_time=1)))["worker_start_time"] == 1.0

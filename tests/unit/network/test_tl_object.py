@@ -120,3 +120,8 @@ def test_repr_hides_long_public_strings() -> None:
     )
     assert "HHHH" not in text
     assert "<str, 500 chars>" in text
+
+
+def test_repr_of_values_outside_the_tl_types_shows_only_their_type() -> None:
+    odd = TLObject("tcp.ping", id={"secret": "SECRET"})
+    assert repr(odd) == "TLObject('tcp.ping', id=<dict>)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.network.tl import SCHEMA, TLSchemaError
+from app.network.tl import SCHEMA, TLError, TLSchemaError
 from app.network.tl.codec import _Compiler
 from app.network.tl.schema import Schema, TypeRef, parse_schema
 
@@ -63,6 +63,17 @@ def test_boxed_vector_and_multi_line_declarations_compile() -> None:
     compiled = _Compiler(schema).compile_all()
     assert set(compiled) == {"boolTrue", "boolFalse", "a.x"}
     assert schema.by_name["a.x"].fields[0].type.boxed_vector
+    codec = compiled["a.x"]
+    out = bytearray()
+    codec.encode_fields({"ids": [1, -1], "flags": 8, "s": ["x"]}, out)
+    vector_id = (0x1CB5C415).to_bytes(4, "little")
+    assert bytes(out[:8]) == vector_id + (2).to_bytes(4, "little")
+    values, end = codec.decode_fields(bytes(out), 0)
+    assert (values, end) == ({"ids": [1, -1], "flags": 8, "s": ["x"]}, len(out))
+    with pytest.raises(TLError, match="expected a vector constructor"):
+        codec.decode_fields(bytes(4) + bytes(out[4:]), 0)
+    with pytest.raises(TLError, match="ends early"):
+        codec.decode_fields(bytes(out[:2]), 0)
 
 
 @pytest.mark.parametrize(
@@ -70,6 +81,7 @@ def test_boxed_vector_and_multi_line_declarations_compile() -> None:
     [
         ("a.x id:long", "unterminated"),
         ("a.x id:long ---functions---", "unterminated"),
+        ("a.x id:long\n---functions---", "unterminated"),
         ("a.x id:long;", "without a result type"),
         ("a.x id:long = a.x;", "without a result type"),
         ("= A;", "without a name"),

@@ -109,3 +109,11 @@ def test_flags_decide_which_fields_are_on_the_wire() -> None:
     # Unknown flag bits travel unchanged.
     odd = TLObject("worker.params", flags=0x80000000, **base)
     assert decode(encode(odd))["flags"] == 0x80000000
+
+
+def test_payloads_of_16_mib_and_more_use_the_8_byte_header() -> None:
+    data = bytes(1 << 24)
+    wire = encode_bare(TLObject("tcp.packet", data=data))
+    assert wire[:8] == bytes.fromhex("ff00000001000000")
+    assert len(wire) == 8 + (1 << 24)
+    assert decode_bare(wire, "tcp.packet")["data"] == data
