@@ -106,6 +106,10 @@ class TLObject:
     def __hash__(self) -> int:
         return hash((self._name, _freeze(self._fields)))
 
+    def __reduce__(self) -> tuple[type[TLObject], tuple[str, dict[str, Any]]]:
+        # The default slot-state protocol would go through the blocked __setattr__.
+        return (TLObject, (self._name, self._fields))
+
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={_show(k, v)}" for k, v in self._fields.items())
         return f"TLObject({self._name!r}, {shown})" if shown else f"TLObject({self._name!r})"

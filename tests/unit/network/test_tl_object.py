@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 
 from app.network.tl import TLError, TLObject, encode
@@ -125,3 +128,16 @@ def test_repr_hides_long_public_strings() -> None:
 def test_repr_of_values_outside_the_tl_types_shows_only_their_type() -> None:
     odd = TLObject("tcp.ping", id={"secret": "SECRET"})
     assert repr(odd) == "TLObject('tcp.ping', id=<dict>)"
+
+
+def test_copy_deepcopy_and_pickle_keep_the_value() -> None:
+    obj = TLObject(
+        "http.request",
+        method="GET",
+        url="/",
+        http_version="HTTP/1.1",
+        headers=[TLObject("http.header", name="a", value="b")],
+        payload=b"",
+    )
+    for clone in (copy.copy(obj), copy.deepcopy(obj), pickle.loads(pickle.dumps(obj))):  # noqa: S301
+        assert clone == obj
