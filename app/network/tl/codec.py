@@ -174,45 +174,95 @@ def _vector_codec(
     return enc, dec
 
 
-def _fields_encoder(
-    comb_name: str, plan: tuple[tuple[str, wire.Encoder, wire.Decoder, str | None, int], ...]
-) -> FieldsEncoder:
-    def encode_fields(fields: Mapping[str, Any], out: bytearray) -> None:
-        used = 0
-        for name, enc, _dec, cond_name, mask in plan:
-            if cond_name is not None and not fields[cond_name] & mask:
-                if name in fields:
-                    raise TLError(f"{comb_name}.{name} is set but its {cond_name} bit is clear")
-                continue
-            try:
+_Plan = tuple[tuple[str, wire.Encoder, wire.Decoder, str | None, int], ...]
+
+
+def _encode_failure(
+    comb_name: str, fields: Mapping[str, Any], name: str, exc: Exception
+) -> TLError:
+    if isinstance(exc, TLError):
+        return TLError(f"{comb_name}.{name}: {exc}")
+    if name not in fields:
+        return TLError(f"{comb_name}: missing field {name}")
+    return TLError(f"{comb_name}.{name}: {type(exc).__name__}")
+
+
+def _unexpected_fields(comb_name: str, fields: Mapping[str, Any], plan: _Plan) -> TLError:
+    unknown = sorted(set(fields) - {p[0] for p in plan})
+    return TLError(f"{comb_name}: unexpected fields {unknown}")
+
+
+def _fields_encoder(comb_name: str, plan: _Plan) -> FieldsEncoder:
+    if any(p[3] is not None for p in plan):
+        return _flagged_encoder(comb_name, plan)
+    # No flags-conditional fields: every field is written, so a count check finds extras.
+    simple = tuple((p[0], p[1]) for p in plan)
+    count = len(simple)
+
+    def encode_plain(fields: Mapping[str, Any], out: bytearray) -> None:
+        name = ""
+        try:
+            for name, enc in simple:
                 enc(fields[name], out)
-            except KeyError:
-                raise TLError(f"{comb_name}: missing field {name}") from None
-            except TLError as exc:
-                raise TLError(f"{comb_name}.{name}: {exc}") from None
-            used += 1
+        except (KeyError, TLError) as exc:
+            raise _encode_failure(comb_name, fields, name, exc) from None
+        if len(fields) != count:
+            raise _unexpected_fields(comb_name, fields, plan)
+
+    return encode_plain
+
+
+def _flagged_encoder(comb_name: str, plan: _Plan) -> FieldsEncoder:
+    def encode_flagged(fields: Mapping[str, Any], out: bytearray) -> None:
+        used = 0
+        name = ""
+        try:
+            for name, enc, _dec, cond_name, mask in plan:
+                if cond_name is not None and not fields[cond_name] & mask:
+                    if name in fields:
+                        raise TLError(f"set but its {cond_name} bit is clear")
+                    continue
+                enc(fields[name], out)
+                used += 1
+        except (KeyError, TLError) as exc:
+            raise _encode_failure(comb_name, fields, name, exc) from None
         if used != len(fields):
-            unknown = sorted(set(fields) - {p[0] for p in plan})
-            raise TLError(f"{comb_name}: unexpected fields {unknown} (or a clear flag bit)")
+            raise _unexpected_fields(comb_name, fields, plan)
 
-    return encode_fields
+    return encode_flagged
 
 
-def _fields_decoder(
-    comb_name: str, plan: tuple[tuple[str, wire.Encoder, wire.Decoder, str | None, int], ...]
-) -> FieldsDecoder:
-    def decode_fields(buf: bytes, pos: int) -> tuple[dict[str, Any], int]:
+def _fields_decoder(comb_name: str, plan: _Plan) -> FieldsDecoder:
+    if any(p[3] is not None for p in plan):
+        return _flagged_decoder(comb_name, plan)
+    simple = tuple((p[0], p[2]) for p in plan)
+
+    def decode_plain(buf: bytes, pos: int) -> tuple[dict[str, Any], int]:
         values: dict[str, Any] = {}
-        for name, _enc, dec, cond_name, mask in plan:
-            if cond_name is not None and not values[cond_name] & mask:
-                continue
-            try:
+        name = ""
+        try:
+            for name, dec in simple:
                 values[name], pos = dec(buf, pos)
-            except TLError as exc:
-                raise TLError(f"{comb_name}.{name}: {exc}") from None
+        except TLError as exc:
+            raise TLError(f"{comb_name}.{name}: {exc}") from None
         return values, pos
 
-    return decode_fields
+    return decode_plain
+
+
+def _flagged_decoder(comb_name: str, plan: _Plan) -> FieldsDecoder:
+    def decode_flagged(buf: bytes, pos: int) -> tuple[dict[str, Any], int]:
+        values: dict[str, Any] = {}
+        name = ""
+        try:
+            for name, _enc, dec, cond_name, mask in plan:
+                if cond_name is None or values[cond_name] & mask:
+                    values[name], pos = dec(buf, pos)
+        except TLError as exc:
+            raise TLError(f"{comb_name}.{name}: {exc}") from None
+        return values, pos
+
+    return decode_flagged
 
 
 COMPILED: Mapping[str, Compiled] = _Compiler(SCHEMA).compile_all()

@@ -31,22 +31,20 @@ def truncated(pos: int) -> TLError:
     return TLError(f"input ends early at byte {pos}")
 
 
-def _check_int(value: Any) -> None:
-    # bool is an int subclass but never a valid TL integer; int subclasses (Nanoton) are fine.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TLError(f"expected an int, got {type(value).__name__}")
-
-
 def _fixed_int(packer: struct.Struct, lo: int, hi: int) -> tuple[Encoder, Decoder]:
     pack = packer.pack
     unpack_from = packer.unpack_from
     size = packer.size
 
     def enc(value: Any, out: bytearray) -> None:
-        _check_int(value)
-        if not lo <= value <= hi:
-            raise TLError(f"integer out of range [{lo}, {hi}]")
-        out += pack(value)
+        # Plain ints skip the slower checks; bool is an int subclass but never a TL integer, while
+        # other int subclasses (Nanoton) are fine. struct itself refuses out-of-range values.
+        if value.__class__ is not int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TLError(f"expected an int, got {type(value).__name__}")
+        try:
+            out += pack(value)
+        except struct.error:
+            raise TLError(f"integer out of range [{lo}, {hi}]") from None
 
     def dec(buf: bytes, pos: int) -> tuple[Any, int]:
         end = pos + size
@@ -113,9 +111,15 @@ def put_bytes(data: bytes | bytearray, out: bytearray) -> None:
 
 
 def enc_bytes(value: Any, out: bytearray) -> None:
-    if not isinstance(value, bytes | bytearray):
+    if value.__class__ is not bytes and not isinstance(value, bytes | bytearray):
         raise TLError(f"expected bytes, got {type(value).__name__}")
-    put_bytes(value, out)
+    n = len(value)
+    if n < _SHORT_FORM:  # the streaming hot path: inlined rather than a call to put_bytes
+        out.append(n)
+        out += value
+        out += _ZEROS[-(n + 1) & 3]
+    else:
+        put_bytes(value, out)
 
 
 def dec_bytes(buf: bytes, pos: int) -> tuple[Any, int]:

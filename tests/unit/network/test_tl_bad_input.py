@@ -288,7 +288,7 @@ def test_int256_must_be_exactly_32_bytes() -> None:
 
 
 def test_conditional_field_without_its_flag_bit() -> None:
-    with pytest.raises(TLError, match="final_info is set but its flags bit is clear"):
+    with pytest.raises(TLError, match="final_info: set but its flags bit is clear"):
         encode(SAMPLES[3].replace(flags=0))
 
 
