@@ -10,7 +10,6 @@ message for the same wallet is signed with that same seqno, so at most one of th
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 import time
@@ -21,18 +20,18 @@ import nacl.utils
 
 from app.core.errors import UserFacingError
 from app.core.money import Nanoton, format_ton, parse_ton
-from app.wallet.addresses import AddressWarning, ParsedAddress, parse_address
+from app.wallet.addresses import ParsedAddress, parse_address
 from app.wallet.chain import (
     AccountState,
     ChainBackend,
     ChainError,
     ChainOffline,
     ChainTimeout,
+    ChainTransaction,
     MessageRejected,
-    raw_address,
     wallet_seqno,
 )
-from app.wallet.contracts import TonNetwork, WalletContract
+from app.wallet.contracts import WalletContract
 from app.wallet.mnemonic import KeyPair
 from app.wallet.pending import (
     PendingSend,
@@ -42,6 +41,13 @@ from app.wallet.pending import (
     find_outcome,
 )
 from app.wallet.transfer import SendMode, TransferOrder, check_comment, sign_transfer
+from app.wallet.withdrawal_warnings import (
+    WarningKind,
+    WithdrawalWarning,
+    address_warnings,
+    is_known,
+    lookalike_of,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -63,92 +69,9 @@ __all__ = [
 TTL_S = 300
 DEFAULT_FEE = Nanoton(15_000_000)  # 0.015 TON when the backend cannot emulate
 FEE_FACTOR_PERCENT = 105  # emulated fees × 1.05
+_HISTORY_PAGE = 16
+_HISTORY_MARGIN_S = 600  # clock differences between this machine and the liteserver
 DEFAULT_LARGE_FIRST_SEND = Nanoton(10 * 10**9)  # settings: wallet.large_first_send_nanoton
-
-
-class WarningKind(enum.StrEnum):
-    """Why a withdrawal needs an explicit confirmation."""
-
-    OWN_ADDRESS = "own_address"
-    LOOKALIKE_ADDRESS = "lookalike_address"
-    LARGE_FIRST_SEND = "large_first_send"
-    INACTIVE_DESTINATION = "inactive_destination"
-    RAW_ADDRESS = "raw_address"
-    MAINNET_ADDRESS_ON_TESTNET = "mainnet_address_on_testnet"
-    MASTERCHAIN = "masterchain"
-
-
-_MESSAGES = {
-    WarningKind.OWN_ADDRESS: "This is this wallet's own address: the money would come back, "
-    "minus the fee.",
-    WarningKind.LOOKALIKE_ADDRESS: "This address looks like {0}, which you used before, but it is "
-    "a different address. Scammers make look-alike addresses: compare every character.",
-    WarningKind.LARGE_FIRST_SEND: "You have not sent to this address before and are sending "
-    "{0} TON. Consider sending a small test amount first.",
-    WarningKind.INACTIVE_DESTINATION: "The destination account is not active yet, so the money "
-    "cannot bounce back if this address is wrong.",
-    WarningKind.RAW_ADDRESS: AddressWarning.RAW_FORM.value,
-    WarningKind.MAINNET_ADDRESS_ON_TESTNET: AddressWarning.MAINNET_ADDRESS_ON_TESTNET.value,
-    WarningKind.MASTERCHAIN: AddressWarning.MASTERCHAIN.value,
-}
-_FROM_ADDRESS_WARNING = {
-    AddressWarning.RAW_FORM: WarningKind.RAW_ADDRESS,
-    AddressWarning.MAINNET_ADDRESS_ON_TESTNET: WarningKind.MAINNET_ADDRESS_ON_TESTNET,
-    AddressWarning.MASTERCHAIN: WarningKind.MASTERCHAIN,
-}
-# Address poisoning: a look-alike matches what people glance at, the start and the end.
-_LOOKALIKE_EDGE = 4
-
-
-@dataclass(frozen=True, slots=True)
-class WithdrawalWarning:
-    """A typed warning with the sentence the UI shows; the user must confirm its kind."""
-
-    kind: WarningKind
-    message: str
-
-    @classmethod
-    def of(cls, kind: WarningKind, detail: str = "") -> WithdrawalWarning:
-        return cls(kind, _MESSAGES[kind].format(detail))
-
-
-def address_warnings(parsed: ParsedAddress, *, active: bool) -> list[WithdrawalWarning]:
-    warnings = [WithdrawalWarning.of(_FROM_ADDRESS_WARNING[w]) for w in parsed.warnings]
-    if parsed.bounceable and not active:
-        warnings.append(WithdrawalWarning.of(WarningKind.INACTIVE_DESTINATION))
-    return warnings
-
-
-def lookalike_of(text: str, parsed: ParsedAddress, known: Iterable[str]) -> str | None:
-    """A known address (as it was known) that shares ``text``'s first and last characters but
-    is another account; None when there is none."""
-    edge = _LOOKALIKE_EDGE
-    subject = parsed.raw.partition(":")[2] if parsed.is_raw else text
-    for address in known:
-        raw = _raw_of(address)
-        if raw is None or raw == parsed.raw:
-            continue
-        if parsed.is_raw:
-            candidates = [raw.partition(":")[2]]
-        else:
-            forms = parse_address(raw, TonNetwork.MAINNET).forms
-            candidates = [
-                address,
-                forms.mainnet_bounceable,
-                forms.mainnet_non_bounceable,
-                forms.testnet_bounceable,
-                forms.testnet_non_bounceable,
-            ]
-        if any(c[:edge] == subject[:edge] and c[-edge:] == subject[-edge:] for c in candidates):
-            return address
-    return None
-
-
-def _raw_of(address: str) -> str | None:
-    try:
-        return raw_address(address.strip())
-    except Exception:  # pytoniq raises assorted errors for junk; history junk is just ignored
-        return None
 
 
 class WithdrawalError(UserFacingError):
@@ -247,7 +170,7 @@ class Withdrawals:
             warnings.append(WithdrawalWarning.of(WarningKind.OWN_ADDRESS))
         if (lookalike := lookalike_of(request.destination.strip(), parsed, known)) is not None:
             warnings.append(WithdrawalWarning.of(WarningKind.LOOKALIKE_ADDRESS, lookalike))
-        if amount > self._large_first_send and not _is_known(parsed, known):
+        if amount > self._large_first_send and not is_known(parsed, known):
             warnings.append(
                 WithdrawalWarning.of(WarningKind.LARGE_FIRST_SEND, format_ton(amount, trim=True))
             )
@@ -392,14 +315,36 @@ class Withdrawals:
         PENDING keeps it."""
         wallet = await self._chain.get_account_state(record.wallet_address)
         if wallet_seqno(wallet) > record.seqno:
-            txs = await self._chain.get_transactions(record.wallet_address, 64)
-            outcome = find_outcome(record, txs)
+            outcome = find_outcome(record, await self._transactions_since_signing(record))
         elif await self._chain.get_server_time() > record.valid_until:
             outcome = SendOutcome(SendStatus.NOT_SENT, record, message="The message expired.")
         else:
             return SendOutcome(SendStatus.PENDING, record)
         self._pending.remove(record)
         return outcome
+
+    async def _transactions_since_signing(self, record: PendingSend) -> list[ChainTransaction]:
+        """The wallet's transactions back to (a margin before) the moment ``record`` was signed,
+        or up to the one carrying it. A busy wallet (many incoming payments) may have many; a
+        fixed-size page could miss ours and wrongly report "not sent", inviting a double send.
+        """
+        cutoff = record.valid_until - TTL_S - _HISTORY_MARGIN_S
+        found: list[ChainTransaction] = []
+        from_lt: int | None = None
+        from_hash: bytes | None = None
+        while True:
+            page = await self._chain.get_transactions(
+                record.wallet_address, _HISTORY_PAGE, from_lt, from_hash
+            )
+            found.extend(page)
+            if not page or any(
+                tx.in_msg_normalized_hash == record.normalized_hash or tx.utime < cutoff
+                for tx in page
+            ):
+                return found
+            from_lt, from_hash = page[-1].prev_lt, page[-1].prev_hash
+            if not from_lt:
+                return found
 
     async def reconcile(self) -> SendOutcome | None:
         """On start-up: resolve this wallet's pending send, re-broadcasting the same BOC while
@@ -424,7 +369,3 @@ def _order(
         mode=mode,
         comment=comment,
     )
-
-
-def _is_known(parsed: ParsedAddress, known: Iterable[str]) -> bool:
-    return any(_raw_of(address) == parsed.raw for address in known)

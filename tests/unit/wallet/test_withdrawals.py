@@ -27,6 +27,7 @@ from app.wallet.mnemonic import KeyPair, derive_keypair, generate_mnemonic
 from app.wallet.pending import PendingSendError, PendingSendStore, SendStatus
 from app.wallet.simulated_chain import SimulatedChain
 from app.wallet.transfer import SendMode, TransferError, TransferOrder, sign_transfer
+from app.wallet.withdrawal_warnings import lookalike_of
 from app.wallet.withdrawals import (
     DEFAULT_FEE,
     InsufficientBalanceError,
@@ -35,7 +36,6 @@ from app.wallet.withdrawals import (
     WithdrawalPlan,
     WithdrawalRequest,
     Withdrawals,
-    lookalike_of,
 )
 
 TON = 10**9
@@ -476,3 +476,43 @@ async def test_fee_falls_back_to_the_default_without_emulation(
     chain.fee_result = result
     plan = await withdrawals.plan(WithdrawalRequest(_stranger().display_address, "1"))
     assert plan.fee_estimate == DEFAULT_FEE
+
+
+async def test_confirmation_finds_the_send_behind_many_later_transactions(
+    withdrawals: Withdrawals, chain: ScriptedChain, vector_keys: KeyPair
+) -> None:
+    dest = _stranger()
+    _, outcome = await _send(withdrawals, vector_keys, WithdrawalRequest(dest.display_address, "1"))
+    for _ in range(40):  # a busy worker wallet: earnings keep arriving
+        await chain.mint(withdrawals.wallet_address, 1000)
+    confirmed = await withdrawals.check(outcome.record)
+    assert confirmed.status is SendStatus.SENT
+
+
+async def test_history_search_stops_at_the_signing_time(
+    chain: ScriptedChain,
+    clock: Clock,
+    contract: WalletContract,
+    vector_keys: KeyPair,
+    store: PendingSendStore,
+) -> None:
+    clock.now = NOW - 100_000
+    await chain.mint(contract.raw_address, 10 * TON)
+    for _ in range(20):  # old history that cannot hold a message signed much later
+        await chain.mint(contract.raw_address, 1000)
+    clock.now = NOW
+    withdrawals = Withdrawals(chain, contract, WALLET_ID, store)
+    plan = await withdrawals.plan(WithdrawalRequest(_stranger().display_address, "1"))
+    chain.send_failure = ChainOffline()
+    outcome = await withdrawals.execute(plan, vector_keys)
+    rival = sign_transfer(
+        contract,
+        vector_keys,
+        TransferOrder(_stranger().address, Nanoton(TON), bounce=False),
+        seqno=0,
+        valid_until=NOW + 60,
+        deployed=False,
+    )
+    await SimulatedChain.send_boc(chain, rival.boc)
+    resolved = await withdrawals.check(outcome.record)
+    assert resolved.status is SendStatus.NOT_SENT
