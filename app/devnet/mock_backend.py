@@ -257,3 +257,25 @@ def _completion_chunk(model: str, content: str | None, i: int) -> dict[str, Any]
 async def _pause(config: MockBackendConfig) -> None:
     if config.delay_ms > 0:
         await asyncio.sleep(config.delay_ms / 1000)
+
+
+async def serve_forever(port: int = 8000, mode: str = "ndjson") -> None:
+    """Run the mock on ``127.0.0.1:port`` until cancelled; prints the bound port on one line."""
+    backend = MockBackend(MockBackendConfig(mode=mode), port=port)
+    await backend.start()
+    print(backend.url.rsplit(":", 1)[1], flush=True)  # noqa: T201 - the parent reads the port
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await backend.aclose()
+
+
+if __name__ == "__main__":  # pragma: no cover - the benchmark's backend process
+    import argparse
+
+    parser = argparse.ArgumentParser(description="OpenAI-compatible mock backend on loopback")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--mode", choices=MODES, default="ndjson")
+    options = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever(options.port, options.mode))

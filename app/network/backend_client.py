@@ -8,6 +8,7 @@ several times the worker's whole CPU budget per request (``benchmarks/bench_requ
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ _MAX_HEAD_BYTES = 64 * 1024
 _READ_SIZE = 256 * 1024
 _IDLE_TIMEOUT = 30.0
 _NO_BODY_STATUSES = frozenset({204, 304})
+_MAX_CHUNK_LINE = 4096
+# A chunk-size line: hex digits, optional extensions, CRLF (no signs, no "0x", no underscores).
+_CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;[^\r\n]*)?\r\n")
 # Hop-by-hop headers are the client's business with us, never forwarded to the backend.
 _DROPPED_REQUEST_HEADERS = frozenset(
     {
@@ -288,11 +292,12 @@ class BackendExchange:
             raise self._fail(f"the backend connection failed: {type(exc).__name__}") from None
         return _parse_head(raw)
 
-    async def body(self) -> AsyncIterator[tuple[bytes, bool]]:
+    def body(self) -> AsyncIterator[tuple[bytes, bool]]:
         """Yield ``(data, is_last)`` as bytes arrive; the last item has ``is_last`` set.
 
         Raises :class:`BackendError` (or :class:`BackendTimeout`) if the body breaks off, is
-        malformed or exceeds the client's ``max_body_bytes``.
+        malformed or exceeds the client's ``max_body_bytes``. The connection goes back to the
+        pool once the last item was handed out (the caller may stop iterating there).
         """
         head = self.head
         connection = self._connection
@@ -303,22 +308,13 @@ class BackendExchange:
         )
         if not self.has_body:
             self._reusable = keep_alive
-            yield b"", True
-            return
+            return _single(b"")
+        if "chunked" in (head.header("transfer-encoding") or "").lower():
+            return self._chunked(connection.reader, keep_alive)
         length = head.header("content-length")
-        chunked = "chunked" in (head.header("transfer-encoding") or "").lower()
-        if chunked:
-            body = _ChunkedBody(self, connection.reader)
-            async for item in body:
-                yield item
-            self._reusable = keep_alive
-        elif length is not None:
-            async for item in self._sized(connection.reader, length):
-                yield item
-            self._reusable = keep_alive
-        else:
-            async for item in self._until_eof(connection.reader):
-                yield item
+        if length is not None:
+            return self._sized(connection.reader, length, keep_alive)
+        return self._until_eof(connection.reader)
 
     async def _read(self, reader: asyncio.StreamReader) -> bytes:
         try:
@@ -330,7 +326,7 @@ class BackendExchange:
         return data
 
     async def _sized(
-        self, reader: asyncio.StreamReader, length: str
+        self, reader: asyncio.StreamReader, length: str, keep_alive: bool
     ) -> AsyncIterator[tuple[bytes, bool]]:
         if not length.strip().isdigit():
             raise self._fail("the backend sent an invalid Content-Length")
@@ -342,7 +338,41 @@ class BackendExchange:
             if len(data) > remaining:
                 raise self._fail("the backend sent more bytes than its Content-Length")
             remaining -= len(data)
+            if remaining == 0:
+                self._reusable = keep_alive
             yield data, remaining == 0
+
+    async def _chunked(
+        self, reader: asyncio.StreamReader, keep_alive: bool
+    ) -> AsyncIterator[tuple[bytes, bool]]:
+        limit = self._client.max_body_bytes
+        received = 0
+        buf = b""
+        parts: list[bytes] = []
+        while True:
+            data = await self._read(reader)
+            buf = buf + data if buf else data
+            try:
+                used, done = _decode_chunks(buf, parts, limit)
+            except ValueError:
+                raise self._fail("the backend sent a malformed chunked body") from None
+            except OverflowError:
+                raise self._fail(self._too_large()) from None
+            buf = buf[used:]
+            if len(buf) > limit + _MAX_CHUNK_LINE:
+                raise self._fail(self._too_large())
+            if not parts and not done:
+                continue
+            data = parts[0] if len(parts) == 1 else b"".join(parts)
+            parts.clear()
+            received += len(data)
+            if received > limit:
+                raise self._fail(self._too_large())
+            if done:
+                self._reusable = keep_alive
+                yield data, True
+                return
+            yield data, False
 
     async def _until_eof(self, reader: asyncio.StreamReader) -> AsyncIterator[tuple[bytes, bool]]:
         received = 0
@@ -362,64 +392,40 @@ class BackendExchange:
             yield data, False
 
 
-class _ChunkedBody:
-    """Decodes ``Transfer-Encoding: chunked`` from whole socket reads, one yield per read."""
+def _decode_chunks(buf: bytes, parts: list[bytes], limit: int) -> tuple[int, bool]:
+    """Move the complete chunks of ``buf`` into ``parts``: (bytes consumed, last chunk seen).
 
-    def __init__(self, exchange: BackendExchange, reader: asyncio.StreamReader) -> None:
-        self._exchange = exchange
-        self._reader = reader
-        self._buf = b""
-        self._received = 0
+    Raises ``ValueError`` for bytes that cannot be chunked encoding and ``OverflowError`` for a
+    chunk announced larger than ``limit``.
+    """
+    pos = 0
+    size_line = _CHUNK_SIZE_LINE.match
+    while True:
+        match = size_line(buf, pos)
+        if match is None:
+            pending = buf[pos : pos + _MAX_CHUNK_LINE]
+            if b"\n" in pending or len(pending) >= _MAX_CHUNK_LINE:
+                raise ValueError("malformed chunk size line")
+            return pos, False
+        size = int(match.group(1), 16)
+        if size > limit:
+            raise OverflowError(size)
+        start = match.end()
+        if size == 0:
+            if buf.find(b"\r\n\r\n", start - 2) >= 0:  # the end of the (empty) trailers
+                return len(buf), True
+            return pos, False
+        end = start + size
+        if len(buf) < end + 2:
+            return pos, False
+        if buf[end : end + 2] != b"\r\n":
+            raise ValueError("chunk data not followed by CRLF")
+        parts.append(buf[start:end])
+        pos = end + 2
 
-    async def __aiter__(self) -> AsyncIterator[tuple[bytes, bool]]:
-        exchange = self._exchange
-        limit = exchange._client.max_body_bytes
-        while True:
-            self._buf += await exchange._read(self._reader)
-            parts: list[bytes] = []
-            done = self._decode(parts)
-            data = b"".join(parts) if len(parts) != 1 else parts[0]
-            self._received += len(data)
-            if self._received > limit:
-                raise exchange._fail(exchange._too_large())
-            if done:
-                yield data, True
-                return
-            if data:
-                yield data, False
 
-    def _decode(self, parts: list[bytes]) -> bool:
-        """Move every complete chunk out of the buffer; True once the last chunk was seen."""
-        buf = self._buf
-        pos = 0
-        while True:
-            line_end = buf.find(b"\r\n", pos)
-            if line_end < 0:
-                break
-            size_text = buf[pos:line_end].split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise self._exchange._fail("the backend sent a malformed chunked body") from None
-            if size < 0 or size_text.startswith((b"+", b"-", b"0x", b"0X")):
-                raise self._exchange._fail("the backend sent a malformed chunked body")
-            if size == 0:
-                if buf.find(b"\r\n\r\n", line_end) >= 0:  # the end of the (empty) trailers
-                    self._buf = b""
-                    return True
-                break
-            if size > self._exchange._client.max_body_bytes:
-                raise self._exchange._fail(self._exchange._too_large())
-            start = line_end + 2
-            end = start + size
-            if len(buf) < end + 2:
-                break
-            if buf[end : end + 2] != b"\r\n":
-                raise self._exchange._fail("the backend sent a malformed chunked body")
-            parts.append(buf[start:end])
-            pos = end + 2
-        self._buf = buf[pos:]
-        return False
+async def _single(data: bytes) -> AsyncIterator[tuple[bytes, bool]]:
+    yield data, True
 
 
 def _parse_head(raw: bytes) -> ResponseHead:
