@@ -137,11 +137,15 @@ class BackendClient:
         head.append(f"Accept-Encoding: identity\r\nContent-Length: {len(body)}\r\n\r\n")
         return BackendExchange(self, "".join(head).encode("latin-1") + body, method, timeout)
 
-    async def aclose(self) -> None:
+    def close(self) -> None:
+        """Close the idle connections; connections in use close when their exchange ends."""
         self._closed = True
         idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()
+
+    async def aclose(self) -> None:
+        self.close()
 
     async def _connect(self, deadline: float) -> tuple[_Connection, bool]:
         """An idle connection (reused=True) or a new one."""

@@ -45,6 +45,7 @@ from app.network.request_validation import (
     DEFAULT_MAX_BODY_BYTES,
     RequestRejected,
     base_model_name,
+    validate_head,
     validate_request,
 )
 from app.network.usage import AnswerMeter
@@ -129,7 +130,7 @@ class RequestServer:
     def set_endpoint(self, endpoint: BackendEndpoint) -> None:
         """Point new requests at another backend (the engine restarted elsewhere)."""
         old, self._client = self._client, self._new_client(endpoint)
-        asyncio.get_running_loop().create_task(old.aclose())
+        old.close()  # idle connections only; requests in flight finish on their own
 
     def _new_client(self, endpoint: BackendEndpoint) -> BackendClient:
         return BackendClient(
@@ -202,6 +203,7 @@ class RequestServer:
         outcome: _Outcome,
     ) -> None:
         try:
+            validate_head(request.method, request.headers)
             body = validate_request(
                 request.url,
                 request.payload,

@@ -7,16 +7,21 @@ model are refused with 621; streaming requests are rewritten so the backend alwa
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
-from app.network.answer import ERROR_PROTOVIOLATION
+from app.network.answer import ERROR_PROTOVIOLATION, Headers
 
 CHAT_PATH = "/v1/chat/completions"
 COMPLETIONS_PATH = "/v1/completions"
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 
 Check = Callable[[Any], bool]
+# RFC 9110 tokens for names; values without control characters (CR/LF would inject headers).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]{0,8192}")
+_MAX_HEADERS = 100
 
 
 class RequestRejected(Exception):  # noqa: N818 - the name the serving contract uses
@@ -143,6 +148,21 @@ def validate_request(
     if body["model"] != model:
         raise RequestRejected(ERROR_PROTOVIOLATION, "model name mismatch")
     return _dump(body)
+
+
+def validate_head(method: str, headers: Headers) -> None:
+    """Check what of the request line and headers goes to the backend as it is.
+
+    Only ``POST`` is served (every allowed path is a POST endpoint); header names must be tokens
+    and values free of control characters, so nothing can be smuggled into the backend request.
+    """
+    if method != "POST":
+        raise RequestRejected(ERROR_PROTOVIOLATION, "unsupported http method")
+    if len(headers) > _MAX_HEADERS:
+        raise RequestRejected(ERROR_PROTOVIOLATION, "too many http headers")
+    for name, value in headers:
+        if _HEADER_NAME.fullmatch(name) is None or _HEADER_VALUE.fullmatch(value) is None:
+            raise RequestRejected(ERROR_PROTOVIOLATION, "invalid http header")
 
 
 def _check_fields(body: dict[str, Any], fields: dict[str, _Rule]) -> None:

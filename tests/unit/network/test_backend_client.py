@@ -136,6 +136,26 @@ async def test_keep_alive_reuses_one_connection() -> None:
     assert backend.connections == 1
 
 
+async def test_connection_is_reused_when_the_caller_stops_at_the_last_chunk() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for _ in range(2):
+            await read_request(reader)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+            )
+            await writer.drain()
+
+    async with RawBackend(script) as backend:
+        client = BackendClient(backend.endpoint)
+        for _ in range(2):
+            async with client.request("POST", "/", JSON, b"{}", timeout=5) as exchange:
+                async for _data, last in exchange.body():
+                    if last:
+                        break
+        await client.aclose()
+    assert backend.connections == 1
+
+
 async def test_a_pooled_connection_the_backend_closed_is_replaced() -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)

@@ -209,6 +209,16 @@ async def test_backend_http_error_is_forwarded(server: RequestServer, mock: Mock
             HttpRequest("POST", "/v1/chat/completions", "HTTP/1.1", (), b"not json"),
             "worker: invalid http request: expected json object",
         ),
+        (
+            HttpRequest(
+                "POST", "/v1/chat/completions", "HTTP/1.1", (("X", "1\r\nX-Injected: 1"),), b"{}"
+            ),
+            "worker: invalid http request: invalid http header",
+        ),
+        (
+            HttpRequest("GET", "/v1/chat/completions", "HTTP/1.1", (), b"{}"),
+            "worker: invalid http request: unsupported http method",
+        ),
     ],
 )
 async def test_bad_requests_get_621_and_never_reach_the_backend(
@@ -374,6 +384,18 @@ async def test_stopping_server_refuses_new_queries(mock: MockBackend) -> None:
     sink = RecordingSink()
     await server.serve(query(), chat(), sink)
     assert sink.calls[0][1][:2] == (602, "worker is stopping")
+
+
+async def test_set_endpoint_moves_new_requests(mock: MockBackend) -> None:
+    other = MockBackend(MockBackendConfig(mode="json"))
+    await other.start()
+    server = RequestServer(mock.endpoint, model=MODEL)
+    await server.serve(query(), chat(), RecordingSink())
+    server.set_endpoint(other.endpoint)
+    await server.serve(query(), chat(), RecordingSink())
+    await server.aclose()
+    await other.aclose()
+    assert (len(mock.received), len(other.received)) == (1, 1)
 
 
 def test_repr_of_requests_never_shows_the_prompt() -> None:

@@ -12,6 +12,7 @@ from app.network.request_validation import (
     RequestRejected,
     base_model_name,
     request_path,
+    validate_head,
     validate_request,
 )
 
@@ -235,3 +236,28 @@ def test_trace_refusals() -> None:
     )
     wrong = records["wrong-model"]["client_request"]
     assert _rejected(wrong["path"], wrong["body"].encode()).message == "model name mismatch"
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "message"),
+    [
+        ("GET", (), "unsupported http method"),
+        ("POST /x HTTP/1.1\r\nX:", (), "unsupported http method"),
+        ("POST", (("X-Evil", "a\r\nInjected: 1"),), "invalid http header"),
+        ("POST", (("Bad Name", "v"),), "invalid http header"),
+        ("POST", (("", "v"),), "invalid http header"),
+        ("POST", (("X-Euro", "€"),), "invalid http header"),
+        ("POST", (("X-Nul", "a\x00b"),), "invalid http header"),
+        ("POST", tuple((f"X-{i}", "v") for i in range(101)), "too many http headers"),
+    ],
+)
+def test_bad_request_heads_are_refused(
+    method: str, headers: tuple[tuple[str, str], ...], message: str
+) -> None:
+    with pytest.raises(RequestRejected) as caught:
+        validate_head(method, headers)
+    assert (caught.value.code, caught.value.message) == (621, message)
+
+
+def test_ordinary_request_head_passes() -> None:
+    validate_head("POST", (("Content-Type", "application/json"), ("X-Name", "café\tok")))
