@@ -47,7 +47,11 @@ def _friendly(seed: bytes) -> str:
 
 
 class TestProxy:
-    """The proxy side for workers (``start``/``aclose``) and :meth:`run_query` for clients."""
+    """The proxy side for workers (``start``/``aclose``) and :meth:`run_query` for clients.
+
+    ``port`` 0 picks a free one (read :attr:`port` after ``start``). ``commit_every`` > 0 makes
+    billed tokens voucher-able only every that many seconds, as the reference anchors its state.
+    """
 
     __test__ = False  # not a pytest test class despite the name
 
@@ -61,6 +65,7 @@ class TestProxy:
         owner_address: str = DEVNET_PROXY_OWNER,
         client_owner: str = DEVNET_CLIENT_OWNER,
         keepalive: Keepalive = LISTENER_KEEPALIVE,
+        commit_every: float = 0.0,
     ) -> None:
         self.is_test = is_test
         self._host = host
@@ -75,6 +80,10 @@ class TestProxy:
         self._links: set[WorkerLink] = set()
         self._tallies: dict[str, WorkerTally] = {}
         self._vouchers: dict[str, tuple[int, bytes]] = {}
+        # 0: tokens count as anchored on-chain at once; else every ``commit_every`` seconds,
+        # like the reference's periodic proxy_save_state (vouchers change only then).
+        self._commit_every = commit_every
+        self._committer: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -89,10 +98,16 @@ class TestProxy:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self._new_connection, self._host, self._port)
+        if self._commit_every > 0:
+            self._committer = asyncio.create_task(self._commit_periodically())
         _log.info("test proxy listening for workers on %s:%d", self._host, self.port)
 
     async def aclose(self) -> None:
         server, self._server = self._server, None
+        committer, self._committer = self._committer, None
+        if committer is not None:
+            committer.cancel()
+            await asyncio.gather(committer, return_exceptions=True)
         if server is not None:
             server.close()
         links = list(self._links)
@@ -156,7 +171,8 @@ class TestProxy:
         tally.requests += 1
         tally.max_tokens += tokens
         tally.db_tokens = tally.max_tokens
-        tally.committed_tokens = tally.db_tokens
+        if self._commit_every <= 0:
+            tally.committed_tokens = tally.db_tokens
         link.send(
             TLObject(
                 "proxy.workerRequestPayment",
@@ -170,6 +186,12 @@ class TestProxy:
                 },
             )
         )
+
+    async def _commit_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self._commit_every)
+            for tally in self._tallies.values():
+                tally.committed_tokens = tally.db_tokens
 
     # ----------------------------------------------------------------- routing
     def models(self) -> list[str]:

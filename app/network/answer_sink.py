@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from app.network.answer import FinalInfo, Headers
 from app.network.connection import Connection, ConnectionClosedError
-from app.network.tl import TLObject, encode
+from app.network.tl import TLObject, encode, encode_fields
 
 
 def final_info_tl(final: FinalInfo) -> TLObject:
@@ -96,7 +96,7 @@ class ProxyAnswerSink:
             self._lost()
             return
         try:
-            conn.send_packet(encode(TLObject(name, fields)))
+            conn.send_packet(encode_fields(name, fields))
             await conn.drain()
         except ConnectionClosedError:
             self._lost()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from app.network.framing import FrameDecoder, FrameEncoder, FrameError
 from app.network.peer_info import PeerInfo
-from app.network.tl import TLError, TLObject, decode, encode
+from app.network.tl import TLError, TLObject, decode, encode, encode_fields
 
 _log = logging.getLogger(__name__)
 
@@ -113,6 +113,9 @@ class Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
+        # Frames queued during one loop iteration go out in one send (see _write).
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
         # Read by callers that want to see why a handshake never completed.
         self.ready.add_done_callback(_consume_exception)
 
@@ -181,7 +184,7 @@ class Connection(asyncio.Protocol):
     def send_packet(self, data: bytes) -> None:
         """Send a boxed application object as ``tcp.packet`` (dropped silently once closed)."""
         self._require_ready()
-        self._send_tl(TLObject("tcp.packet", {"data": data}))
+        self._write(encode_fields("tcp.packet", {"data": data}))
 
     def send_raw_payload(self, payload: bytes) -> None:
         """Send an already-encoded boxed ``tcp.Packet`` (the streaming hot path)."""
@@ -221,6 +224,7 @@ class Connection(asyncio.Protocol):
         """Close now (idempotent); the first reason given is the one kept."""
         if self._close_reason is not None:
             return
+        self._flush()  # what was sent before closing still goes out (e.g. a queryError)
         self._finish(reason)
         if self._transport is not None:
             self._transport.close()
@@ -250,8 +254,21 @@ class Connection(asyncio.Protocol):
             # The reference drops oversized sends with a log line instead of killing the link.
             _log.warning("%s: dropped an outgoing frame of %d bytes", self.name, len(payload))
             return
-        if self._transport is not None:
-            self._transport.write(frame)
+        if self._transport is None:
+            return
+        # One send per loop iteration instead of one per frame: a streamed answer's head and
+        # parts, or several requests' parts, often become ready in the same iteration.
+        self._out.append(frame)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out, self._out = self._out, []
+        if not out or self._transport is None or self._transport.is_closing():
+            return
+        self._transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def _send_tl(self, obj: TLObject) -> None:
         if self._close_reason is None and self._transport is not None:

@@ -32,7 +32,13 @@ from app.network.connection import (
     RemoteQueryError,
 )
 from app.network.tl import TLError, TLObject, decode, encode
-from app.network.vouchers import VoucherError, VoucherRegressionError, VoucherStore, verify_voucher
+from app.network.vouchers import (
+    Voucher,
+    VoucherError,
+    VoucherRegressionError,
+    VoucherStore,
+    verify_voucher,
+)
 from app.network.worker_config import ProxyAddress, WorkerConfig
 
 _log = logging.getLogger(__name__)
@@ -110,6 +116,9 @@ class ProxySession:
         self._proxy_sc = ""
         self._worker_sc = ""
         self._requests: set[asyncio.Task[None]] = set()
+        # The proxy repeats one signed voucher in every runQueryEx and payment until its next
+        # on-chain commit: verify each distinct BOC once.
+        self._last_voucher: Voucher | None = None
         self.state: Observable[SessionState] = Observable(SessionState(str(target)))
 
     @property
@@ -272,30 +281,51 @@ class ProxySession:
             return
         name = obj.name
         if name == "proxy.runQueryEx":
+            self._apply_balance(obj["signed_payment"], None, None, strict=False)
             self._start_request(obj)
         elif name == "proxy.workerRequestPayment":
             self._apply_balance(obj["signed_payment"], obj["db_tokens"], obj["max_tokens"])
         elif name in ("proxy.signedPayment", "proxy.signedPaymentEmpty"):
-            self._apply_balance(obj, None, None)
+            self._apply_balance(obj, None, None, strict=False)
         else:
             _log.debug("proxy %s: ignored %s", self.target, name)
 
     def _apply_balance(
-        self, signed: TLObject, db_tokens: int | None, max_tokens: int | None
+        self,
+        signed: TLObject,
+        db_tokens: int | None,
+        max_tokens: int | None,
+        *,
+        strict: bool = True,
     ) -> None:
+        """Keep the best voucher and counters.
+
+        A lower report is a reason to reconnect only when ``strict`` (``workerRequestPayment``
+        and the handshake, as in the reference); vouchers riding on requests or polled status
+        may be older than one already applied and are just not kept.
+        """
         voucher = None
         if signed.name == "proxy.signedPayment":
-            try:
-                voucher = verify_voucher(
-                    signed["data"],
-                    proxy_public_key=self._proxy_key,
-                    worker_sc_address=self._worker_sc,
-                )
-            except VoucherError as exc:
-                _log.warning("proxy %s: rejected a voucher: %s", self.target, exc)
+            boc = signed["data"]
+            last = self._last_voucher
+            if last is not None and last.boc == boc:
+                voucher = last
+            else:
+                try:
+                    voucher = verify_voucher(
+                        boc, proxy_public_key=self._proxy_key, worker_sc_address=self._worker_sc
+                    )
+                except VoucherError as exc:
+                    _log.warning("proxy %s: rejected a voucher: %s", self.target, exc)
+                else:
+                    self._last_voucher = voucher
         try:
             self._vouchers.update(
-                self._proxy_sc, voucher=voucher, db_tokens=db_tokens, max_tokens=max_tokens
+                self._proxy_sc,
+                voucher=voucher,
+                db_tokens=db_tokens,
+                max_tokens=max_tokens,
+                keep_higher=not strict,
             )
         except VoucherRegressionError as exc:
             self.close(f"proxy reported a lower balance ({exc}); reconnecting")
@@ -318,7 +348,6 @@ class ProxySession:
             proxy=str(self.target),
         )
         sink = ProxyAnswerSink(self._conn, query.request_id)
-        self._apply_balance(obj["signed_payment"], None, None)
         self._ledger.begin()
         try:
             try:
@@ -352,7 +381,10 @@ class ProxySession:
             except (RemoteQueryError, TimeoutError, TLError) as exc:
                 conn.close(f"payment status failed: {str(exc) or 'timeout'}")
                 return
-            self._apply_balance(status["signed_payment"], status["db_tokens"], status["max_tokens"])
+            # The answer may have been overtaken by a workerRequestPayment applied meanwhile.
+            self._apply_balance(
+                status["signed_payment"], status["db_tokens"], status["max_tokens"], strict=False
+            )
 
     def _send(self, obj: TLObject) -> None:
         if self._conn is not None and self._conn.is_ready:

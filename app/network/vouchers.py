@@ -172,12 +172,17 @@ class VoucherStore:
         voucher: Voucher | None = None,
         db_tokens: int | None = None,
         max_tokens: int | None = None,
+        keep_higher: bool = False,
     ) -> ProxyBalance:
-        """Apply a report, keeping maxima; a lower value raises :class:`VoucherRegressionError`."""
+        """Apply a report, keeping maxima.
+
+        A lower value raises :class:`VoucherRegressionError`, unless ``keep_higher``: then it is
+        simply not taken (a stale report that a newer one overtook).
+        """
         current = self._balances[proxy_sc_address]
         changes: dict[str, object] = {}
         if voucher is not None:
-            if voucher.tokens < current.committed_tokens:
+            if voucher.tokens < current.committed_tokens and not keep_higher:
                 raise VoucherRegressionError(
                     f"voucher for {voucher.tokens} tokens < {current.committed_tokens} held"
                 )
@@ -187,7 +192,7 @@ class VoucherStore:
             if value is None:
                 continue
             held = getattr(current, name)
-            if value < held:
+            if value < held and not keep_higher:
                 raise VoucherRegressionError(f"{name} {value} < {held} known")
             if value > held:
                 changes[name] = value
