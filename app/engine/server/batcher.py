@@ -153,7 +153,7 @@ class Batcher:
         return job
 
     async def shutdown(self, grace: float) -> None:
-        """Refuse new requests, let running ones finish for ``grace`` seconds, then abort (idempotent)."""
+        """Refuse new requests, let running ones finish for ``grace`` s, then abort (idempotent)."""
         with self._cond:
             self._accepting = False
             self._cond.notify()

