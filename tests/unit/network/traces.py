@@ -74,7 +74,7 @@ def _preamble_records(data: bytes, preamble: Preamble) -> list[Record]:
     records: list[Record] = []
     pos = 0
     if preamble == "socks_client":
-        greeting = _take(data, 0, 2 + data[1])
+        greeting = _take(data, 0, 2 + _take(data, 0, 2)[1])
         records.append(Record("socks5.greeting", 0, greeting))
         pos = len(greeting)
     if preamble in ("socks_client", "socks_server"):
