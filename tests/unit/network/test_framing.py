@@ -15,7 +15,7 @@ from app.network.framing import (
     FrameError,
     encode_frame,
 )
-from tests.unit.network.traces import read_frames, read_records
+from tests.unit.network.traces import TRACES_DIR, read_frames, read_records
 
 
 def _header(size: int, seqno: int) -> bytes:
@@ -40,8 +40,6 @@ def test_encoder_counts_from_zero() -> None:
 def test_decoder_reproduces_captured_frames_byte_by_byte(stream: str) -> None:
     records = read_records(stream)
     start = next(r.offset for r in records if r.kind == "frame")
-    from tests.unit.network.traces import TRACES_DIR
-
     data = (TRACES_DIR / f"{stream}.bin").read_bytes()[start:]
     decoder = FrameDecoder()
     payloads: list[bytes] = []
@@ -125,3 +123,11 @@ def test_encode_rejects_payloads_the_peer_would_reject() -> None:
         encode_frame(0, b"abc")
     with pytest.raises(FrameError):
         encode_frame(0, bytes(MAX_PAYLOAD + 1))
+
+
+def test_frames_before_a_fault_in_the_same_read_are_delivered() -> None:
+    decoder = FrameDecoder()
+    assert decoder.feed(_header(4, 0) + b"abcd" + _header(2, 1)) == [b"abcd"]
+    assert decoder.error is not None
+    with pytest.raises(FrameError, match="frame length 2"):
+        decoder.feed(b"")
