@@ -5,7 +5,8 @@ Mirrors the reference's ``runners/helpers/CountTokens.cpp`` and ``Ton.h``, in ex
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Protocol
 
 from app.core.money import Nanoton
 from app.network.answer import TokensUsed
@@ -14,6 +15,23 @@ from app.network.answer import TokensUsed
 MULTIPLIER_ONE = 10_000
 COEFFICIENT_ONE = 1_000
 _MAX_LONG = 2**63 - 1
+
+
+class PriceConfig(Protocol):
+    """What billing needs from the root contract config (``root_config.RootConfig`` has it)."""
+
+    @property
+    def price_per_token(self) -> int: ...
+    @property
+    def worker_fee_per_token(self) -> int: ...
+    @property
+    def prompt_tokens_price_multiplier(self) -> int: ...
+    @property
+    def cached_tokens_price_multiplier(self) -> int: ...
+    @property
+    def completion_tokens_price_multiplier(self) -> int: ...
+    @property
+    def reasoning_tokens_price_multiplier(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +48,11 @@ class BillingParams:
     cached_tokens_price_multiplier: int = MULTIPLIER_ONE
     completion_tokens_price_multiplier: int = MULTIPLIER_ONE
     reasoning_tokens_price_multiplier: int = MULTIPLIER_ONE
+
+    @classmethod
+    def from_root_config(cls, config: PriceConfig) -> BillingParams:
+        """The prices and multipliers of a loaded root contract config."""
+        return cls(**{f.name: int(getattr(config, f.name)) for f in fields(cls)})
 
     def __post_init__(self) -> None:
         for name in self.__dataclass_fields__:

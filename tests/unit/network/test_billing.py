@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,6 +17,7 @@ from app.network.billing import (
     usage_costs,
     worker_earnings,
 )
+from app.network.root_config import parse_fake_ton_config
 
 
 def _reference_adjust(count: int, coefficient: int, multiplier: int) -> int:
@@ -99,3 +102,12 @@ def test_reasoning_above_completion_bills_no_negative_completion() -> None:
 def test_billing_params_reject_bad_values(bad: object) -> None:
     with pytest.raises(ValueError, match="price_per_token"):
         BillingParams(price_per_token=bad)  # type: ignore[arg-type]
+
+
+def test_params_from_the_fake_ton_root_config() -> None:
+    path = Path(__file__).parents[3].parent / "shared/fixtures/cocoon-traces/configs"
+    if not (path / "fake-ton-config.json").exists():
+        pytest.skip("shared COCOON traces are not on this machine")
+    config = parse_fake_ton_config((path / "fake-ton-config.json").read_text())
+    params = BillingParams.from_root_config(config)
+    assert params == BillingParams(price_per_token=2, worker_fee_per_token=1)

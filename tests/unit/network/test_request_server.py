@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from app.devnet.mock_backend import MockBackend, MockBackendConfig
 from app.engine.endpoint import BackendEndpoint
 from app.network.answer import FinalInfo, Headers, HttpRequest, QueryContext, TokensUsed
+from app.network.backend_client import BackendClient
 from app.network.billing import BillingParams
 from app.network.request_server import RequestServer, ServingStatus
 
@@ -171,6 +173,9 @@ async def test_json_answer_is_one_final_part(server: RequestServer, mock: MockBa
     assert final.tokens_used == TRACE_TOKENS
     assert json.loads(data)["usage"]["prompt_total_cost"] == 100
     assert sink.headers()["Transfer-Encoding"] == "chunked"
+    # aiohttp sent a capitalised Content-Length for the original body: it must not go through
+    assert "Content-Length" in dict(await _backend_headers(mock))
+    assert "content-length" not in [name.lower() for name in sink.headers()]
 
 
 async def test_empty_answer_is_complete_in_the_head(
@@ -396,6 +401,36 @@ async def test_set_endpoint_moves_new_requests(mock: MockBackend) -> None:
     await server.aclose()
     await other.aclose()
     assert (len(mock.received), len(other.received)) == (1, 1)
+
+
+async def _backend_headers(mock: MockBackend) -> Headers:
+    """The headers the mock answers a JSON request with (read straight from the mock)."""
+    client = BackendClient(mock.endpoint)
+    async with client.request("POST", "/v1/chat/completions", (), b"{}", timeout=5) as exchange:
+        [item async for item in exchange.body()]
+        headers = exchange.head.headers
+    await client.aclose()
+    return headers
+
+
+@pytest.mark.allow_log_warnings
+async def test_prompts_and_answers_never_reach_the_log(
+    mock: MockBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = RequestServer(mock.endpoint, model=MODEL, max_answer_bytes=64 * 1024)
+    prompt = "PROMPT-MARKER-77d1"
+    for mode in ("ndjson", "sse", "json", "error500", "garbage", "drop", "huge"):
+        mock.config = MockBackendConfig(mode=mode, model="ANSWER-MARKER-5b2e", chunks=3)
+        await server.serve(
+            query(), chat(messages=[{"content": prompt}], stream=True), RecordingSink()
+        )
+    await server.serve(query(), chat(foo=prompt), RecordingSink())
+    await server.aclose()
+    assert caplog.records  # something was logged, so the scan means something
+    assert prompt not in caplog.text
+    assert "ANSWER-MARKER" not in caplog.text
+    assert "0" * 16 not in caplog.text  # no answer chunk bytes
 
 
 def test_repr_of_requests_never_shows_the_prompt() -> None:
