@@ -338,9 +338,14 @@ class WalletService:
         chosen = plan or await self.plan_withdrawal(request)
         keys = await self._vault().keypair_async(self._key)
         self._touch()
-        outcome = await self._withdrawals(active).execute(chosen, keys, confirmed=confirmed)
+        withdrawals = self._withdrawals(active)
+        outcome = await withdrawals.execute(chosen, keys, confirmed=confirmed)
         if outcome.status is SendStatus.PENDING and outcome.record.state is BroadcastState.SIGNED:
             self._never_rebroadcast.add(outcome.record.message_hash)
+        elif outcome.status is SendStatus.PENDING:
+            # Fast networks (and the local one) may have the transaction already.
+            with contextlib.suppress(ChainError):
+                outcome = await withdrawals.check(outcome.record)
         receipt = WithdrawalReceipt.of(outcome, chosen)
         await self.refresh()
         return receipt
