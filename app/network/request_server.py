@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 from app.core.money import Nanoton
 from app.core.observable import Observable
 from app.engine.endpoint import BackendEndpoint
-from app.network import jobs as job_status
 from app.network.answer import (
     ERROR_ERROR,
     ERROR_TIMEOUT,
@@ -40,7 +39,18 @@ from app.network.backend_client import (
     DEFAULT_MAX_BODY_BYTES as DEFAULT_MAX_ANSWER_BYTES,
 )
 from app.network.billing import BillingParams, RawTokens, worker_earnings
-from app.network.jobs import JobRecord, JobStore, hash_request_id
+from app.network.jobs import (
+    STATUS_BUSY,
+    STATUS_CANCELLED,
+    STATUS_FAILED,
+    STATUS_HTTP_ERROR,
+    STATUS_OK,
+    STATUS_REJECTED,
+    STATUS_TIMEOUT,
+    JobRecord,
+    JobStore,
+    hash_request_id,
+)
 from app.network.request_validation import (
     DEFAULT_MAX_BODY_BYTES,
     RequestRejected,
@@ -76,7 +86,7 @@ class ServingStatus:
 
 @dataclass(slots=True)
 class _Outcome:
-    status: str = job_status.STATUS_OK
+    status: str = STATUS_OK
     http_status: int = 0
     error_code: int = 0
     error_message: str = ""
@@ -167,7 +177,7 @@ class RequestServer:
         status = self.status.value
         if self._closing or status.active >= status.max_active:
             message = "too many active queries" if not self._closing else "worker is stopping"
-            outcome = _Outcome(job_status.STATUS_BUSY, 0, ERROR_ERROR, message)
+            outcome = _Outcome(STATUS_BUSY, 0, ERROR_ERROR, message)
             await sink.error(ERROR_ERROR, message, self._final(query, started, meter, None))
             return self._finish(query, started, meter, outcome, counted=False)
         task = asyncio.current_task()
@@ -180,12 +190,12 @@ class RequestServer:
                 async with asyncio.timeout(timeout):
                     await self._run(query, request, sink, started, meter, outcome)
             except TimeoutError:
-                outcome.status, outcome.error_code = job_status.STATUS_TIMEOUT, ERROR_TIMEOUT
+                outcome.status, outcome.error_code = STATUS_TIMEOUT, ERROR_TIMEOUT
                 outcome.error_message = "worker: timeout"
                 final = self._final(query, started, meter, None)
                 await sink.error(ERROR_TIMEOUT, outcome.error_message, final)
         except asyncio.CancelledError:
-            outcome.status = job_status.STATUS_CANCELLED
+            outcome.status = STATUS_CANCELLED
             self._finish(query, started, meter, outcome)
             raise
         finally:
@@ -211,7 +221,7 @@ class RequestServer:
                 max_body_bytes=self.max_request_bytes,
             )
         except RequestRejected as exc:
-            outcome.status, outcome.error_code = job_status.STATUS_REJECTED, exc.code
+            outcome.status, outcome.error_code = STATUS_REJECTED, exc.code
             outcome.error_message = f"worker: invalid http request: {exc.message}"
             await sink.error(
                 exc.code, outcome.error_message, self._final(query, started, meter, None)
@@ -231,7 +241,7 @@ class RequestServer:
             outcome.error_message = f"worker: {prefix}: {exc}"
             timed_out = isinstance(exc, BackendTimeout)
             outcome.error_code = ERROR_TIMEOUT if timed_out else ERROR_ERROR
-            outcome.status = job_status.STATUS_TIMEOUT if timed_out else job_status.STATUS_FAILED
+            outcome.status = STATUS_TIMEOUT if timed_out else STATUS_FAILED
             _log.warning("request %s: %s", hash_request_id(query.request_id)[:12], exc)
             final = self._final(query, started, meter, answer_started)
             await sink.error(outcome.error_code, outcome.error_message, final)
@@ -249,7 +259,7 @@ class RequestServer:
         head = exchange.head
         outcome.http_status = head.status
         if not 200 <= head.status < 300:
-            outcome.status = job_status.STATUS_HTTP_ERROR
+            outcome.status = STATUS_HTTP_ERROR
             outcome.error_code = head.status
             outcome.error_message = f"backend answered HTTP {head.status}"
         headers = _answer_headers(head.headers, started, self._clock())
@@ -343,7 +353,7 @@ class RequestServer:
 
     def _publish(self, record: JobRecord, *, counted: bool) -> None:
         status = self.status.value
-        ok = record.status == job_status.STATUS_OK
+        ok = record.status == STATUS_OK
         self.status.set(
             replace(
                 status,

@@ -8,10 +8,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.devnet.mock_backend import MockBackend, MockBackendConfig
 from app.engine.endpoint import BackendEndpoint
-from app.network.backend_client import BackendClient, BackendError, BackendTimeout
+from app.network.backend_client import (
+    BackendClient,
+    BackendError,
+    BackendExchange,
+    BackendTimeout,
+)
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 JSON = (("Content-Type", "application/json"),)
@@ -333,3 +340,34 @@ async def test_error_messages_never_contain_answer_bytes() -> None:
 def test_endpoint_repr_hides_the_api_key() -> None:
     client = BackendClient(BackendEndpoint(base_url="http://127.0.0.1:1", api_key="sk-very-secret"))
     assert "sk-very-secret" not in repr(client.endpoint)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    chunks=st.lists(st.binary(min_size=1, max_size=300), max_size=8),
+    extensions=st.booleans(),
+    cuts=st.lists(st.integers(0, 4000), max_size=10),
+)
+async def test_chunked_decoding_survives_any_split(
+    chunks: list[bytes], extensions: bool, cuts: list[int]
+) -> None:
+    ext = b";name=value" if extensions else b""
+    wire = b"".join(b"%x%s\r\n%s\r\n" % (len(c), ext, c) for c in chunks) + b"0\r\n\r\n"
+    points = sorted({min(c, len(wire)) for c in cuts} | {len(wire)})
+    pieces = [wire[a:b] for a, b in zip([0, *points[:-1]], points, strict=True) if b > a]
+    reader = asyncio.StreamReader()
+
+    async def feed() -> None:
+        for piece in pieces:  # one piece per read: the decoder sees every split
+            reader.feed_data(piece)
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+        reader.feed_eof()
+
+    client = BackendClient(BackendEndpoint(base_url="http://x:1"))
+    exchange = BackendExchange(client, b"", "POST", 5)
+    feeder = asyncio.create_task(feed())
+    items = [item async for item in exchange._chunked(reader, keep_alive=True)]
+    await feeder
+    assert b"".join(data for data, _ in items) == b"".join(chunks)
+    assert [last for _, last in items] == [False] * (len(items) - 1) + [True]
