@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from app.core.observable import Observable
 from app.network.answer_sink import RequestLedger
@@ -27,7 +28,7 @@ from app.network.worker_config import ProxyAddress, WorkerConfig
 _log = logging.getLogger(__name__)
 
 # Reasons that are our own doing and not worth a warning.
-_QUIET_REASONS = ("session stopped", "replaced by another proxy", "worker stopped")
+_QUIET_REASONS = ("session stopped", "replaced by another proxy", "worker stopped", "reconnecting")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +146,23 @@ class CocoonWorker:
         for session in self._sessions():
             session.set_coefficient(coefficient)
         self._publish()
+
+    def set_proxies(self, proxies: Sequence[ProxyAddress]) -> None:
+        """Use a new proxy list (e.g. from a newer root config); links to dropped ones close."""
+        self.config = replace(self.config, proxies=tuple(proxies))  # validates: never empty
+        keep = set(self.config.proxies)
+        for target in list(self._targets):
+            if target.address not in keep:
+                self._targets.remove(target)
+                if target.session is not None:
+                    target.session.close("replaced by another proxy")
+        self._publish()
+
+    def reconnect_all(self, reason: str = "reconnecting for a new root config") -> None:
+        """Drop every link now; they are re-dialled (the reference does this on a new
+        ``params_version``)."""
+        for session in self._sessions():
+            session.close(reason)
 
     # ----------------------------------------------------------------- supervision
     async def _supervise(self) -> None:

@@ -13,7 +13,7 @@ from app.network.proxy_session import SessionTimers
 from app.network.request_server import RequestServer
 from app.network.tl import TLObject, encode
 from app.network.worker import CocoonWorker, WorkerTimers
-from app.network.worker_config import WorkerConfig
+from app.network.worker_config import ProxyAddress, WorkerConfig, WorkerConfigError
 from tests.unit.network.session_fixtures import (
     QUIET,
     TRACE_OWNER,
@@ -209,3 +209,25 @@ def test_default_dialer_follows_the_router_setting() -> None:
     worker = CocoonWorker(config, server=server)  # type: ignore[arg-type]
     assert worker.status.value.coefficient == 1000
     assert not worker.status.value.running
+
+
+async def test_a_new_proxy_list_moves_the_links(server: RequestServer) -> None:
+    old, new = TestProxy(), TestProxy()
+    await old.start()
+    await new.start()
+    worker = _worker(server, old.port)
+    await worker.start()
+    try:
+        await wait_for(lambda: len(old.links) == 1, "on the old proxy")
+        worker.reconnect_all()
+        await wait_for(lambda: len(old.links) == 0, "dropped")
+        await wait_for(lambda: len(old.links) == 1, "re-dialled")
+        worker.set_proxies([ProxyAddress("127.0.0.1", new.port)])
+        await wait_for(lambda: len(new.links) == 1 and not old.links, "moved")
+        assert worker.status.value.last_error == ""  # planned moves are not errors
+        with pytest.raises(WorkerConfigError):
+            worker.set_proxies([])
+    finally:
+        await worker.aclose()
+        await old.aclose()
+        await new.aclose()
