@@ -29,21 +29,11 @@ _MAX_CHUNK_LINE = 4096
 _CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;[^\r\n]*)?\r\n")
 # Hop-by-hop headers are the client's business with us, never forwarded to the backend.
 _DROPPED_REQUEST_HEADERS = frozenset(
-    {
-        "host",
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "upgrade",
-        "te",
-        "trailer",
-        "expect",
-        "proxy-authorization",
-        "proxy-connection",
-        "authorization",
+    (
+        *("host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade"),
+        *("te", "trailer", "expect", "proxy-authorization", "proxy-connection", "authorization"),
         "accept-encoding",
-    }
+    )
 )
 
 
