@@ -23,7 +23,7 @@ from app.cli.context import CliContext
 from app.core.errors import UserFacingError
 from app.core.money import format_ton, parse_ton
 from app.core.settings import Settings
-from app.wallet.chain_factory import open_chain
+from app.wallet.chain_factory import NoNetwork, open_chain
 from app.wallet.contracts import TonNetwork, WalletContract, WalletVersion, address_forms
 from app.wallet.history import Direction, HistoryEntry
 from app.wallet.offline_signing import sign_offline
@@ -108,18 +108,16 @@ def _run(
     start: bool = True,
 ) -> T:
     async def main() -> T:
+        chain = open_chain(ctx.network, ctx.paths) if start else NoNetwork()
         service = WalletService(
             ctx.paths,
             ctx.network,
-            open_chain(ctx.network, ctx.paths),
+            chain,
             settings=ctx.settings.current.value.wallet,
             kdf=VAULT_KDF,
             refresh_interval_s=None,
         )
-        if start:
-            await service.start()
-        else:
-            service._load_wallets(ctx.settings.current.value.wallet.active_wallet)
+        await service.start()
         try:
             if getattr(args, "wallet", None):
                 service.select(args.wallet)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from app.core.errors import UserFacingError
+from app.core.money import Nanoton
+from app.core.observable import Observable
 from app.core.paths import AppPaths
-from app.wallet.chain import ChainBackend
+from app.wallet.chain import AccountState, ChainBackend, ChainOffline, ChainTransaction
 from app.wallet.lite_backend import LiteBackend, load_global_config
 from app.wallet.simulated_chain import SimulatedChain
 
@@ -28,3 +30,48 @@ def open_chain(network: str, paths: AppPaths) -> ChainBackend:
         f"The wallet does not support the '{network}' network.",
         hint="Use devnet, testnet or mainnet.",
     )
+
+
+class NoNetwork:
+    """A ``ChainBackend`` for work that must not touch any network (offline signing, vault
+    commands): never online, every request raises ``ChainOffline``."""
+
+    def __init__(self) -> None:
+        self._online = Observable(False)
+
+    @property
+    def online(self) -> Observable[bool]:
+        return self._online
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    async def get_account_state(self, address: str) -> AccountState:
+        raise ChainOffline("This command works without the network.")
+
+    async def get_seqno(self, address: str) -> int:
+        raise ChainOffline("This command works without the network.")
+
+    async def get_server_time(self) -> int:
+        raise ChainOffline("This command works without the network.")
+
+    async def send_boc(self, boc: bytes) -> None:
+        raise ChainOffline("This command works without the network.")
+
+    async def get_transactions(
+        self,
+        address: str,
+        limit: int,
+        from_lt: int | None = None,
+        from_hash: bytes | None = None,
+    ) -> list[ChainTransaction]:
+        raise ChainOffline("This command works without the network.")
+
+    async def run_get_method(self, address: str, method: str, stack: list[Any]) -> list[Any]:
+        raise ChainOffline("This command works without the network.")
+
+    async def emulate_fee(self, boc: bytes) -> Nanoton | None:
+        return None
