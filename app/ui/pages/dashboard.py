@@ -5,8 +5,12 @@ from __future__ import annotations
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel
 
 from app.bootstrap import AppStatus
+from app.engine.telemetry import TelemetrySnapshot
 from app.ui.pages.page import Card, Page
 from app.ui.viewmodels.app_status import AppStatusViewModel
+from app.ui.viewmodels.telemetry import TelemetryViewModel
+from app.ui.widgets.gpu_panel import GpuPanel
+from app.ui.widgets.gpu_readout import summary
 
 _NETWORK_LABEL = {
     "devnet": "Local test network (no real money)",
@@ -17,9 +21,14 @@ _NETWORK_LABEL = {
 
 
 class DashboardPage(Page):
-    """Shows the app status; the engine, GPU, job and earnings cards fill in as services report."""
+    """Shows the app status; the engine, GPU, job and earnings cards fill in as services report.
 
-    def __init__(self, status: AppStatusViewModel) -> None:
+    With a ``telemetry`` view-model it also shows the live :class:`GpuPanel` below the cards.
+    """
+
+    def __init__(
+        self, status: AppStatusViewModel, telemetry: TelemetryViewModel | None = None
+    ) -> None:
         super().__init__("Dashboard", "Your PC serves AI requests and earns TON while it is on.")
         self._status = status
         top = QHBoxLayout()
@@ -39,9 +48,18 @@ class DashboardPage(Page):
         ):
             grid.addWidget(card, index // 2, index % 2)
         self.body.addLayout(grid)
+        self.gpu_panel: GpuPanel | None = None
+        if telemetry is not None:
+            self.gpu_panel = GpuPanel(telemetry)
+            self.body.addWidget(self.gpu_panel)
+            telemetry.snapshot_changed.connect(self._show_gpu)
+            self._show_gpu(telemetry.snapshot)
         status.changed.connect(self._show)
         self._show(status.status)
 
     def _show(self, status: AppStatus) -> None:
         self.network_label.setText(_NETWORK_LABEL.get(status.network, status.network))
         self.status_card.show_value(status.phase.capitalize(), self._status.summary())
+
+    def _show_gpu(self, snapshot: TelemetrySnapshot) -> None:
+        self.gpu_card.show_value(*summary(snapshot))

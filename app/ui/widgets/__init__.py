@@ -1,0 +1,1 @@
+"""Reusable widgets of the desktop UI (charts, panels) that pages compose."""

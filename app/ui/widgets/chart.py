@@ -1,0 +1,299 @@
+"""``TimeSeriesChart``: a light QPainter line chart of the last minutes of one or two series.
+
+No QtCharts (PySide6-Essentials does not ship it). The chart keeps only the points inside its
+time window, repaints only when :meth:`TimeSeriesChart.set_data` hands it different data, and
+draws gaps where a value is missing instead of inventing a line through them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent, QPen, QPolygonF
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+_GRID_LINES = 4
+_PAD_TOP = 26  # room for the legend
+_PAD_BOTTOM = 20  # room for the time labels
+_AXIS_GAP = 6
+_GRID = QColor("#eef0f2")
+_AXIS_TEXT = QColor("#6b7280")
+_CAP = QColor("#b91c1c")
+
+
+@dataclass(frozen=True, slots=True)
+class ChartSeries:
+    """One line: ``points`` are (monotonic seconds, value or None), oldest first.
+
+    ``low``/``high`` are the axis range; values outside it widen the axis rather than vanish.
+    """
+
+    label: str
+    unit: str
+    color: str
+    points: tuple[tuple[float, float | None], ...]
+    low: float
+    high: float
+
+
+class TimeSeriesChart(QWidget):
+    """Draws ``left`` against the left axis and optional ``right`` against the right axis.
+
+    ``threshold`` draws a dashed line on the left axis (the temperature cap). ``paint_count``
+    counts real paints, so tests can check that repeating the same data repaints nothing.
+    """
+
+    def __init__(self, *, window_s: float = 600.0, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        if window_s <= 0:
+            raise ValueError("the chart window must be positive")
+        self._window_s = window_s
+        self._now: float | None = None
+        self._left: ChartSeries | None = None
+        self._right: ChartSeries | None = None
+        self._threshold: float | None = None
+        self._threshold_label = ""
+        self.paint_count = 0
+        self.setMinimumHeight(150)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, False)
+
+    @property
+    def window_s(self) -> float:
+        return self._window_s
+
+    @property
+    def left(self) -> ChartSeries | None:
+        return self._left
+
+    @property
+    def right(self) -> ChartSeries | None:
+        return self._right
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(480, 170)
+
+    def set_data(
+        self,
+        now: float,
+        left: ChartSeries,
+        right: ChartSeries | None = None,
+        *,
+        threshold: float | None = None,
+        threshold_label: str = "",
+    ) -> None:
+        """Show the window ending at ``now``; schedules one repaint if anything changed."""
+        left, right = self._clip(left, now), None if right is None else self._clip(right, now)
+        state = (now, left, right, threshold, threshold_label)
+        if state == (self._now, self._left, self._right, self._threshold, self._threshold_label):
+            return
+        self._now, self._left, self._right = now, left, right
+        self._threshold, self._threshold_label = threshold, threshold_label
+        self.update()  # Qt merges several updates before the next paint into one
+
+    def clear(self) -> None:
+        if self._left is None and self._right is None:
+            return
+        self._now = self._left = self._right = self._threshold = None
+        self.update()
+
+    def _clip(self, series: ChartSeries, now: float) -> ChartSeries:
+        times = [t for t, _ in series.points]
+        start = bisect.bisect_left(times, now - self._window_s)
+        if start == 0:
+            return series
+        return ChartSeries(
+            series.label, series.unit, series.color, series.points[start:], series.low, series.high
+        )
+
+    # -- painting -----------------------------------------------------------------------------
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+        self.paint_count += 1
+        painter = QPainter(self)
+        try:
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            font = QFont(self.font())
+            font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
+            painter.setFont(font)
+            metrics = QFontMetrics(font)
+            left, right, now = self._left, self._right, self._now
+            if left is None or now is None:
+                painter.setPen(_AXIS_TEXT)
+                painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No readings yet")
+                return
+            left_range = _range(left, self._threshold)
+            right_range = None if right is None else _range(right, None)
+            label_w = metrics.horizontalAdvance("0000 W") + _AXIS_GAP
+            plot = QRectF(
+                label_w,
+                _PAD_TOP,
+                self.width() - label_w - (label_w if right is not None else 12),
+                self.height() - _PAD_TOP - _PAD_BOTTOM,
+            )
+            if plot.width() < 20 or plot.height() < 20:
+                return
+            self._draw_grid(painter, metrics, plot, left, left_range, right, right_range)
+            self._draw_time_axis(painter, metrics, plot)
+            if self._threshold is not None:
+                self._draw_threshold(painter, metrics, plot, left_range, self._threshold)
+            self._draw_line(painter, plot, now, left, left_range)
+            if right is not None and right_range is not None:
+                self._draw_line(painter, plot, now, right, right_range)
+            self._draw_legend(painter, metrics, plot, (left, right))
+        finally:
+            painter.end()
+
+    def _draw_grid(
+        self,
+        painter: QPainter,
+        metrics: QFontMetrics,
+        plot: QRectF,
+        left: ChartSeries,
+        left_range: tuple[float, float],
+        right: ChartSeries | None,
+        right_range: tuple[float, float] | None,
+    ) -> None:
+        text_h = metrics.height()
+        for step in range(_GRID_LINES + 1):
+            fraction = step / _GRID_LINES
+            y = plot.bottom() - fraction * plot.height()
+            painter.setPen(QPen(_GRID, 1))
+            painter.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
+            painter.setPen(_AXIS_TEXT)
+            value = left_range[0] + fraction * (left_range[1] - left_range[0])
+            box = QRectF(0, y - text_h / 2, plot.left() - _AXIS_GAP, text_h)
+            align = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+            painter.drawText(box, align, f"{value:.0f} {left.unit}")
+            if right is not None and right_range is not None:
+                value = right_range[0] + fraction * (right_range[1] - right_range[0])
+                box = QRectF(plot.right() + _AXIS_GAP, y - text_h / 2, plot.left(), text_h)
+                align = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+                painter.drawText(box, align, f"{value:.0f} {right.unit}")
+
+    def _draw_time_axis(self, painter: QPainter, metrics: QFontMetrics, plot: QRectF) -> None:
+        labels = ((0.0, _ago(self._window_s)), (0.5, _ago(self._window_s / 2)), (1.0, "now"))
+        painter.setPen(_AXIS_TEXT)
+        for fraction, text in labels:
+            width = metrics.horizontalAdvance(text)
+            x = plot.left() + fraction * plot.width() - fraction * width
+            painter.drawText(QPointF(x, plot.bottom() + metrics.ascent() + 4), text)
+
+    def _draw_threshold(
+        self,
+        painter: QPainter,
+        metrics: QFontMetrics,
+        plot: QRectF,
+        value_range: tuple[float, float],
+        threshold: float,
+    ) -> None:
+        y = _y(threshold, value_range, plot)
+        pen = QPen(_CAP, 1.2, Qt.PenStyle.DashLine)
+        painter.setPen(pen)
+        painter.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
+        if self._threshold_label:
+            width = metrics.horizontalAdvance(self._threshold_label)
+            painter.drawText(QPointF(plot.right() - width - 4, y - 3), self._threshold_label)
+
+    def _draw_line(
+        self,
+        painter: QPainter,
+        plot: QRectF,
+        now: float,
+        series: ChartSeries,
+        value_range: tuple[float, float],
+    ) -> None:
+        painter.setPen(QPen(QColor(series.color), 1.8))
+        start = now - self._window_s
+        for run in _runs(series.points):
+            polygon = QPolygonF(
+                [
+                    QPointF(
+                        plot.left() + (t - start) / self._window_s * plot.width(),
+                        _y(v, value_range, plot),
+                    )
+                    for t, v in run
+                ]
+            )
+            if len(run) == 1:
+                painter.drawPoint(polygon.first())
+            else:
+                painter.drawPolyline(polygon)
+
+    def _draw_legend(
+        self,
+        painter: QPainter,
+        metrics: QFontMetrics,
+        plot: QRectF,
+        series: Sequence[ChartSeries | None],
+    ) -> None:
+        x = plot.left()
+        y = (_PAD_TOP - metrics.height()) / 2 + metrics.ascent()
+        for item in series:
+            if item is None:
+                continue
+            latest = next((v for _, v in reversed(item.points) if v is not None), None)
+            text = item.label + ("" if latest is None else f"  {latest:.0f} {item.unit}")
+            painter.setPen(QPen(QColor(item.color), 3))
+            mid = y - metrics.ascent() / 2 + 1
+            painter.drawLine(QPointF(x, mid), QPointF(x + 14, mid))
+            painter.setPen(QColor("#30343a"))
+            painter.drawText(QPointF(x + 20, y), text)
+            x += 20 + metrics.horizontalAdvance(text) + 18
+
+
+def _range(series: ChartSeries, threshold: float | None) -> tuple[float, float]:
+    """The axis range: the series' own, widened to fit its values and the threshold."""
+    values = [v for _, v in series.points if v is not None]
+    if threshold is not None:
+        values.append(threshold)
+    low = min([series.low, *values])
+    high = max([series.high, *values])
+    if high <= low:
+        high = low + 1
+    # Round outward to whole grid steps of 1, 2, 2.5, 5 × 10^n so axis labels stay readable.
+    span = (high - low) / _GRID_LINES
+    while True:
+        step = _nice_step(span)
+        base = math.floor(low / step) * step
+        if base + step * _GRID_LINES >= high:
+            return base, base + step * _GRID_LINES
+        span = step * 1.001  # the offset base left too little room: the next nicer step
+
+
+def _ago(seconds: float) -> str:
+    return f"{seconds / 60:g} min ago" if seconds >= 120 else f"{seconds:g} s ago"
+
+
+def _nice_step(raw: float) -> float:
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    for factor in (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+        if raw <= factor * magnitude:
+            return factor * magnitude
+    return 10 * magnitude
+
+
+def _y(value: float, value_range: tuple[float, float], plot: QRectF) -> float:
+    low, high = value_range
+    return plot.bottom() - (value - low) / (high - low) * plot.height()
+
+
+def _runs(
+    points: Sequence[tuple[float, float | None]],
+) -> list[list[tuple[float, float]]]:
+    """Split the points into runs without missing values (a gap breaks the line)."""
+    runs: list[list[tuple[float, float]]] = []
+    current: list[tuple[float, float]] = []
+    for t, v in points:
+        if v is None:
+            if current:
+                runs.append(current)
+                current = []
+            continue
+        current.append((t, v))
+    if current:
+        runs.append(current)
+    return runs

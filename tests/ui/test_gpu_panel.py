@@ -1,0 +1,392 @@
+"""The GPU panel with real widgets, fed by a real ``GpuTelemetry`` over the fake ``pynvml``.
+
+Each scenario also renders the panel to ``$COCOON_UI_SHOTS`` (default ``/tmp/ui-shots``) so a
+person can look at what the user sees; the files are not part of the repository.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QApplication, QWidget
+from pytestqt.qtbot import QtBot
+
+from app.bootstrap import build_services
+from app.core.money import NANOTONS_PER_TON
+from app.core.paths import AppPaths
+from app.core.settings_store import SettingsStore
+from app.engine.energy import MJ_PER_WH, EnergyMeter
+from app.engine.guard import GuardConfig, ThermalGuard
+from app.engine.telemetry import GpuTelemetry
+from app.ui.pages.dashboard import DashboardPage
+from app.ui.theme import style_sheet
+from app.ui.viewmodels.app_status import AppStatusViewModel
+from app.ui.viewmodels.telemetry import TelemetryViewModel
+from app.ui.widgets import gpu_readout as readout
+from app.ui.widgets.chart import ChartSeries, TimeSeriesChart
+from app.ui.widgets.gpu_card import CHART_UTILISATION, GpuCard
+from app.ui.widgets.gpu_panel import GpuPanel
+from tests.fakes.fake_pynvml import FakeGpu, FakeNvml, real
+
+SHOTS = Path(os.environ.get("COCOON_UI_SHOTS", "/tmp/ui-shots"))
+TODAY = date(2026, 11, 25)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Rig:
+    """The real services behind one panel; ``rounds`` samples the fake driver like the app does."""
+
+    fake: FakeNvml
+    clock: Clock
+    telemetry: GpuTelemetry
+    guard: ThermalGuard
+    energy: EnergyMeter
+    vm: TelemetryViewModel
+
+    async def rounds(self, count: int = 1) -> None:
+        for _ in range(count):
+            self.clock.now += 1.0
+            await self.telemetry.sample_once()
+
+
+async def _rig(fake: FakeNvml | None, *, config: GuardConfig | None = None, price: int = 0) -> Rig:
+    clock = Clock()
+    telemetry = GpuTelemetry(None if fake is None else fake.module, call_timeout=10, clock=clock)
+    guard = ThermalGuard(telemetry, config or GuardConfig(temperature_cap_c=80))
+    energy = EnergyMeter(clock=clock, price_nanoton_per_kwh=price)
+    await guard.start()
+    vm = TelemetryViewModel(telemetry, guard, energy, today=lambda: TODAY)
+    return Rig(fake or FakeNvml(0), clock, telemetry, guard, energy, vm)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeNvml]:
+    nvml = FakeNvml([FakeGpu(energy_step_mj=250_000)])
+    yield nvml
+    nvml.release()
+
+
+@pytest.fixture
+async def rig(fake: FakeNvml) -> AsyncIterator[Rig]:
+    rig = await _rig(fake, price=NANOTONS_PER_TON // 10)
+    unfeed = rig.telemetry.snapshot.subscribe(rig.energy.feed)
+    yield rig
+    unfeed()
+    await _close(rig)
+
+
+async def _close(rig: Rig) -> None:
+    rig.vm.close()
+    await rig.guard.aclose()
+    await rig.telemetry.aclose()
+
+
+def _panel(qtbot: QtBot, vm: TelemetryViewModel) -> GpuPanel:
+    panel = GpuPanel(vm)
+    panel.setStyleSheet(style_sheet())
+    qtbot.addWidget(panel)
+    return panel
+
+
+def _shoot(widget: QWidget, name: str) -> None:
+    """Lay the widget out at a desktop width and save what it draws."""
+    widget.resize(880, max(widget.sizeHint().height(), 120))
+    QApplication.processEvents()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    image = widget.grab()
+    assert not image.isNull()
+    assert image.save(str(SHOTS / f"{name}.png"))
+
+
+def _value(card: GpuCard, key: str) -> str:
+    return card.metrics[key].value.text()
+
+
+# -- a normal GPU -----------------------------------------------------------------------------
+async def test_a_normal_gpu_shows_every_metric(qtbot: QtBot, fake: FakeNvml, rig: Rig) -> None:
+    gpu = fake.gpus[0]
+    gpu.utilization = (93, 41)
+    gpu.power_mw, gpu.memory_used = 285_000, 9 * 1024**3
+    panel = _panel(qtbot, rig.vm)
+    for temperature in (52, 58, 63, 66, 68, 69):
+        gpu.temperature_c = temperature
+        await rig.rounds()
+    card = panel.cards[0]
+    assert card.title.text() == "GPU 0 · NVIDIA GeForce RTX 4090"
+    assert _value(card, "temperature") == "69 °C"
+    assert readout.TONE_COLOURS["ok"] in card.metrics["temperature"].value.styleSheet()
+    assert _value(card, "vram") == "9.0 / 24.0 GiB"
+    assert _value(card, "fan") == "30 %"
+    assert _value(card, "power") == "285 / 450 W"
+    assert _value(card, "utilisation") == "93 % · memory 41 %"
+    assert _value(card, "clocks") == "2520 / 10501 MHz"
+    assert _value(card, "throttle") == "none"
+    assert not card.problem.isVisible()
+    assert panel.state_card.isHidden()
+    assert panel.pause_banner.isHidden()
+    assert panel.guard_line.text() == "Taking new requests: GPUs are within your limits (80 °C)."
+    left, right = card.chart.left, card.chart.right
+    assert left is not None
+    assert right is not None
+    assert [v for _, v in left.points] == [52, 58, 63, 66, 68, 69]
+    assert {v for _, v in right.points} == {285.0}
+    # Five slices of 250 000 mJ each since the meter's first reading.
+    assert panel.energy_card.value.text() == f"{5 * 250_000 / MJ_PER_WH:.1f} Wh today"
+    assert panel.energy_card.detail.text() == (
+        "earned 0 TON per kWh · net profit -0.000034722 TON after 0.000034722 TON of "
+        "electricity (since start)."
+    )
+    _shoot(panel, "normal")
+    card.chart_choice.setCurrentText(CHART_UTILISATION)
+    assert card.chart.left is not None
+    assert card.chart.left.unit == "%"
+    assert card.chart.right is None
+
+
+async def test_throttle_reasons_are_plain_words(qtbot: QtBot, fake: FakeNvml, rig: Rig) -> None:
+    panel = _panel(qtbot, rig.vm)
+    fake.gpus[0].throttle_reasons = 0x004 | 0x040
+    await rig.rounds()
+    assert _value(panel.cards[0], "throttle") == "power limit, temperature (hardware)"
+    fake.gpus[0].throttle_reasons = 0x001
+    await rig.rounds()
+    assert _value(panel.cards[0], "throttle") == "none (idle)"
+
+
+async def test_two_gpus_get_a_card_each_in_index_order(qtbot: QtBot) -> None:
+    fake = FakeNvml(2)
+    fake.gpus[1].name = "NVIDIA GeForce RTX 3060"
+    rig = await _rig(fake)
+    try:
+        panel = _panel(qtbot, rig.vm)
+        await rig.rounds(2)
+        assert list(panel.cards) == [0, 1]
+        assert panel.cards[1].title.text() == "GPU 1 · NVIDIA GeForce RTX 3060"
+        assert panel.energy_card.value.text() == "0.0 Wh today"
+        assert "set your electricity price" in panel.energy_card.detail.text()
+        _shoot(panel, "two-gpus")
+    finally:
+        await _close(rig)
+
+
+# -- honest states without GPU readings -------------------------------------------------------
+@pytest.mark.parametrize(
+    ("fake", "shot"),
+    [
+        (FakeNvml(0), "cpu-only-no-gpu"),
+        (FakeNvml(1, library_missing=True), "cpu-only-no-driver"),
+        (None, "cpu-only-no-nvml"),
+    ],
+)
+async def test_no_gpu_shows_cpu_only(qtbot: QtBot, fake: FakeNvml | None, shot: str) -> None:
+    rig = await _rig(fake)
+    try:
+        panel = _panel(qtbot, rig.vm)
+        assert panel.state_card.title.text() == "GPU monitoring is off"
+        await rig.rounds()
+        assert panel.state_card.title.text() == "CPU only — slow"
+        assert panel.state_card.detail.text()
+        assert not panel.state_card.detail.text().startswith("CPU only")
+        assert panel.cards == {}
+        assert panel.pause_banner.isHidden()
+        assert panel.guard_line.isHidden()
+        assert panel.energy_card.isHidden()  # no GPU, no energy counter: no made-up 0 Wh
+        assert readout.summary(rig.vm.snapshot) == ("CPU only — slow", "")
+        _shoot(panel, shot)
+    finally:
+        await _close(rig)
+
+
+async def test_driver_not_loaded(qtbot: QtBot) -> None:
+    rig = await _rig(FakeNvml(1, init_error=real.NVML_ERROR_DRIVER_NOT_LOADED))
+    try:
+        panel = _panel(qtbot, rig.vm)
+        await rig.rounds()
+        assert panel.state_card.title.text() == "NVIDIA driver not loaded"
+        assert "Restart the computer" in panel.state_card.detail.text()
+        assert readout.TONE_COLOURS["error"] in panel.state_card.title.styleSheet()
+        assert panel.cards == {}
+        _shoot(panel, "driver-not-loaded")
+    finally:
+        await _close(rig)
+
+
+@pytest.mark.allow_log_warnings  # telemetry logs a lost GPU
+async def test_gpu_lost_mid_run(qtbot: QtBot, fake: FakeNvml, rig: Rig) -> None:
+    panel = _panel(qtbot, rig.vm)
+    await rig.rounds(3)
+    assert _value(panel.cards[0], "temperature") == "45 °C"
+    fake.lose(0)
+    await rig.rounds(2)
+    card = panel.cards[0]
+    assert card.problem.text() == readout.GPU_LOST
+    assert not card.problem.isHidden()
+    assert "restart the computer" in card.problem.toolTip()
+    assert all(m.value.text() == readout.NOT_REPORTED for m in card.metrics.values())
+    assert panel.pause_banner.text() == (
+        "Paused: GPU 0 is lost — reconnect it or restart the computer"
+    )
+    assert card.chart.left is not None
+    assert len(card.chart.left.points) == 3
+    assert panel.status_line.text() == "0 of 1 GPU answering."
+    assert readout.summary(rig.vm.snapshot) == ("Lost", readout.GPU_LOST)
+    _shoot(panel, "gpu-lost")
+
+
+async def test_unsupported_metrics_show_a_dash(qtbot: QtBot) -> None:
+    gpu = FakeGpu(
+        name="NVIDIA GeForce GTX 1060",
+        unsupported={
+            "nvmlDeviceGetFanSpeed",
+            "nvmlDeviceGetPowerUsage",
+            "nvmlDeviceGetEnforcedPowerLimit",
+            "nvmlDeviceGetTotalEnergyConsumption",
+            "nvmlDeviceGetCurrentClocksEventReasons",
+            "nvmlDeviceGetCurrentClocksThrottleReasons",
+            "nvmlDeviceGetUtilizationRates",
+        },
+    )
+    rig = await _rig(FakeNvml([gpu]))
+    try:
+        panel = _panel(qtbot, rig.vm)
+        await rig.rounds(4)
+        card = panel.cards[0]
+        for key in ("fan", "power", "utilisation", "throttle"):
+            assert _value(card, key) == readout.NOT_REPORTED
+            assert card.metrics[key].value.toolTip() == readout.NOT_REPORTED_TIP
+        assert _value(card, "temperature") == "45 °C"
+        assert card.chart.right is not None
+        assert {v for _, v in card.chart.right.points} == {None}
+        assert panel.energy_card.value.text() == "0.0 Wh today"
+        _shoot(panel, "not-supported")
+        card.chart_choice.setCurrentText(CHART_UTILISATION)
+        _shoot(panel, "not-supported-utilisation")
+    finally:
+        await _close(rig)
+
+
+# -- the thermal guard ------------------------------------------------------------------------
+async def test_over_the_cap_pauses_until_below_the_resume_point(
+    qtbot: QtBot, fake: FakeNvml, rig: Rig
+) -> None:
+    panel = _panel(qtbot, rig.vm)
+    gpu = fake.gpus[0]
+    for temperature in (70, 76, 79, 82, 84):
+        gpu.temperature_c = temperature
+        await rig.rounds()
+    card = panel.cards[0]
+    assert panel.pause_banner.text() == (
+        "Paused: GPU 0 is at 84 °C (cap 80 °C) — resumes below 75 °C"
+    )
+    assert not panel.pause_banner.isHidden()
+    assert panel.guard_line.isHidden()
+    assert readout.TONE_COLOURS["hot"] in card.metrics["temperature"].value.styleSheet()
+    assert card.chart.paint_count >= 0
+    _shoot(panel, "over-cap")
+    gpu.temperature_c = 77  # cooling, but still inside the hysteresis band
+    await rig.rounds()
+    assert panel.pause_banner.text() == (
+        "Paused: GPU 0 is at 77 °C (cap 80 °C) — resumes below 75 °C"
+    )
+    assert readout.TONE_COLOURS["warm"] in card.metrics["temperature"].value.styleSheet()
+    gpu.temperature_c = 72
+    await rig.rounds()
+    assert panel.pause_banner.isHidden()
+    assert not panel.guard_line.isHidden()
+
+
+async def test_over_the_power_cap(qtbot: QtBot) -> None:
+    fake = FakeNvml([FakeGpu(power_mw=320_000)])
+    rig = await _rig(fake, config=GuardConfig(temperature_cap_c=80, power_cap_w=300))
+    try:
+        panel = _panel(qtbot, rig.vm)
+        await rig.rounds()
+        assert panel.pause_banner.text() == (
+            "Paused: GPU 0 draws 320 W (cap 300 W) — resumes below 270 W"
+        )
+    finally:
+        await _close(rig)
+
+
+# -- view-model, chart and dashboard ----------------------------------------------------------
+async def test_energy_today_restarts_at_midnight() -> None:
+    days = [TODAY]
+    telemetry = GpuTelemetry(None)
+    meter = EnergyMeter(price_nanoton_per_kwh=0)
+    vm = TelemetryViewModel(telemetry, None, meter, today=lambda: days[0])
+    meter.add_reading("gpu", 1.0, energy_mj=0, power_mw=None)
+    meter.add_reading("gpu", 2.0, energy_mj=MJ_PER_WH, power_mw=None)
+    assert vm.energy is not None
+    assert vm.energy.today_mj == MJ_PER_WH
+    days[0] = date(2026, 11, 26)
+    meter.add_reading("gpu", 3.0, energy_mj=3 * MJ_PER_WH, power_mw=None)
+    assert vm.energy is not None
+    assert vm.energy.today_mj == 2 * MJ_PER_WH
+    assert vm.energy.totals.measured_mj == 3 * MJ_PER_WH
+    vm.close()
+    vm.close()
+    assert meter.totals.subscriber_count == 0
+    assert telemetry.snapshot.subscriber_count == 0
+    assert vm.caps is None
+    assert vm.guard_state is None
+
+
+def test_chart_repaints_once_per_new_sample_and_keeps_its_window(qtbot: QtBot) -> None:
+    chart = TimeSeriesChart(window_s=60)
+    qtbot.addWidget(chart)
+    chart.resize(500, 180)
+    chart.show()
+    qtbot.waitExposed(chart)
+    points = tuple((float(t), float(40 + t % 7)) for t in range(0, 200))
+    series = ChartSeries("Temperature", "°C", "#e8590c", points, 20, 100)
+    chart.set_data(199.0, series, threshold=80, threshold_label="cap 80 °C")
+    qtbot.waitUntil(lambda: chart.paint_count > 0)
+    assert chart.left is not None
+    assert chart.left.points[0][0] == 139.0
+    painted = chart.paint_count
+    chart.set_data(199.0, series, threshold=80, threshold_label="cap 80 °C")
+    QApplication.processEvents()
+    assert chart.paint_count == painted  # the same data again: nothing to redraw
+    gaps = ChartSeries("Power", "W", "#0a84ff", ((150.0, None), (160.0, 3.0)), 0, 100)
+    chart.set_data(200.0, series, gaps)
+    chart.set_data(201.0, series, gaps)
+    qtbot.waitUntil(lambda: chart.paint_count > painted)
+    assert chart.paint_count == painted + 1  # two updates before a paint merge into one
+    _shoot(chart, "chart")
+    with pytest.raises(ValueError, match="window"):
+        TimeSeriesChart(window_s=0)
+
+
+async def test_dashboard_shows_the_panel_only_when_given_telemetry(
+    qtbot: QtBot, tmp_path: Path, rig: Rig
+) -> None:
+    paths = AppPaths(tmp_path).ensure()
+    services = build_services(paths, SettingsStore.load(paths.settings_file), "devnet")
+    status = AppStatusViewModel(services)
+    plain = DashboardPage(status)
+    qtbot.addWidget(plain)
+    assert plain.gpu_panel is None
+    page = DashboardPage(status, rig.vm)
+    page.setStyleSheet(style_sheet())
+    qtbot.addWidget(page)
+    await rig.rounds(3)
+    assert page.gpu_panel is not None
+    assert page.gpu_panel.cards[0].metrics["temperature"].value.text() == "45 °C"
+    assert page.status_card.value.text() == "Starting"
+    assert page.gpu_card.value.text() == "45 °C"
+    assert page.gpu_card.detail.text() == "NVIDIA GeForce RTX 4090 · 60 W · 0 % busy"
+    _shoot(page, "dashboard")
+    status.close()
