@@ -1,8 +1,9 @@
 """A lean streaming HTTP/1.1 client to the local OpenAI-compatible backend (TCP or Unix socket).
 
-Built on asyncio streams instead of aiohttp: a worker answer is many small chunks and aiohttp's
-per-request and per-chunk overhead (session/request objects, its StreamReader and iterators) cost
-several times the worker's whole CPU budget per request (``benchmarks/bench_request_serving.py``).
+asyncio streams, not aiohttp: measured (``benchmarks/request_serving.py``) the whole serving path
+costs the same CPU as an aiohttp forwarder doing less work (about 0.42 CPU-ms for 50 streamed
+chunks), while this client knows which read carries the last byte (so the final part carries it,
+as the reference sends it), keeps one deadline timer per request and needs no session lifecycle.
 """
 
 from __future__ import annotations
