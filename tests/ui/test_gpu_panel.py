@@ -13,6 +13,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QPoint
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
@@ -270,7 +272,8 @@ async def test_unsupported_metrics_show_a_dash(qtbot: QtBot) -> None:
         assert _value(card, "temperature") == "45 °C"
         assert card.chart.right is not None
         assert {v for _, v in card.chart.right.points} == {None}
-        assert panel.energy_card.value.text() == "0.0 Wh today"
+        assert panel.energy_card.value.text() == readout.NOT_REPORTED
+        assert panel.energy_card.detail.text() == readout.ENERGY_UNMEASURABLE
         _shoot(panel, "not-supported")
         card.chart_choice.setCurrentText(CHART_UTILISATION)
         _shoot(panel, "not-supported-utilisation")
@@ -366,6 +369,7 @@ def test_chart_repaints_once_per_new_sample_and_keeps_its_window(qtbot: QtBot) -
     qtbot.waitUntil(lambda: chart.paint_count > painted)
     assert chart.paint_count == painted + 1  # two updates before a paint merge into one
     _shoot(chart, "chart")
+    assert chart.hover_text(0) is None  # over the axis labels, not the plot
     with pytest.raises(ValueError, match="window"):
         TimeSeriesChart(window_s=0)
 
@@ -390,3 +394,23 @@ async def test_dashboard_shows_the_panel_only_when_given_telemetry(
     assert page.gpu_card.detail.text() == "NVIDIA GeForce RTX 4090 · 60 W · 0 % busy"
     _shoot(page, "dashboard")
     status.close()
+
+
+def test_chart_hover_names_the_nearest_sample(qtbot: QtBot) -> None:
+    chart = TimeSeriesChart(window_s=600)
+    qtbot.addWidget(chart)
+    chart.resize(700, 180)
+    assert chart.hover_text(300) is None  # nothing to read yet
+    temps = ChartSeries("Temperature", "°C", "#e8590c", ((400.0, 61.0), (700.0, 70.0)), 20, 100)
+    power = ChartSeries("Power", "W", "#0a84ff", ((400.0, None), (700.0, 250.0)), 0, 450)
+    chart.set_data(700.0, temps, power)
+    xs = [x for x in range(700) if chart.hover_text(x) is not None]
+    assert xs  # the read-out appears near the samples and nowhere else
+    texts = {chart.hover_text(x) for x in xs}
+    assert texts == {
+        "5 min 00 s ago · Temperature 61 °C · Power —",
+        "0 s ago · Temperature 70 °C · Power 250 W",
+    }
+    QTest.mouseMove(chart, chart.rect().center())
+    QTest.mouseMove(chart, QPoint(xs[-1], 90))
+    assert not chart.grab().isNull()  # paints the hover line and box without a Qt warning

@@ -12,8 +12,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent, QPen, QPolygonF
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QPolygonF,
+)
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 _GRID_LINES = 4
@@ -23,6 +32,9 @@ _AXIS_GAP = 6
 _GRID = QColor("#eef0f2")
 _AXIS_TEXT = QColor("#6b7280")
 _CAP = QColor("#b91c1c")
+_HOVER = QColor("#9ca3af")
+# The hover read-out names the sample nearest the pointer if it lies within this many pixels.
+_HOVER_REACH_PX = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +55,9 @@ class ChartSeries:
 class TimeSeriesChart(QWidget):
     """Draws ``left`` against the left axis and optional ``right`` against the right axis.
 
-    ``threshold`` draws a dashed line on the left axis (the temperature cap). ``paint_count``
-    counts real paints, so tests can check that repeating the same data repaints nothing.
+    ``threshold`` draws a dashed line on the left axis (the temperature cap). Hovering shows
+    the values nearest the pointer. ``paint_count`` counts real paints, so tests can check that
+    repeating the same data repaints nothing.
     """
 
     def __init__(self, *, window_s: float = 600.0, parent: QWidget | None = None) -> None:
@@ -57,7 +70,9 @@ class TimeSeriesChart(QWidget):
         self._right: ChartSeries | None = None
         self._threshold: float | None = None
         self._threshold_label = ""
+        self._hover_x: float | None = None
         self.paint_count = 0
+        self.setMouseTracking(True)
         self.setMinimumHeight(150)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, False)
@@ -116,10 +131,8 @@ class TimeSeriesChart(QWidget):
         painter = QPainter(self)
         try:
             painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-            font = QFont(self.font())
-            font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
-            painter.setFont(font)
-            metrics = QFontMetrics(font)
+            metrics = self._chart_metrics()
+            painter.setFont(_small(self.font()))
             left, right, now = self._left, self._right, self._now
             if left is None or now is None:
                 painter.setPen(_AXIS_TEXT)
@@ -127,13 +140,7 @@ class TimeSeriesChart(QWidget):
                 return
             left_range = _range(left, self._threshold)
             right_range = None if right is None else _range(right, None)
-            label_w = metrics.horizontalAdvance("0000 W") + _AXIS_GAP
-            plot = QRectF(
-                label_w,
-                _PAD_TOP,
-                self.width() - label_w - (label_w if right is not None else 12),
-                self.height() - _PAD_TOP - _PAD_BOTTOM,
-            )
+            plot = self._plot_rect(metrics)
             if plot.width() < 20 or plot.height() < 20:
                 return
             self._draw_grid(painter, metrics, plot, left, left_range, right, right_range)
@@ -144,8 +151,69 @@ class TimeSeriesChart(QWidget):
             if right is not None and right_range is not None:
                 self._draw_line(painter, plot, now, right, right_range)
             self._draw_legend(painter, metrics, plot, (left, right))
+            self._draw_hover(painter, metrics, plot)
         finally:
             painter.end()
+
+    def _plot_rect(self, metrics: QFontMetrics) -> QRectF:
+        label_w = metrics.horizontalAdvance("0000 W") + _AXIS_GAP
+        return QRectF(
+            label_w,
+            _PAD_TOP,
+            self.width() - label_w - (label_w if self._right is not None else 12),
+            self.height() - _PAD_TOP - _PAD_BOTTOM,
+        )
+
+    # -- hover read-out -----------------------------------------------------------------------
+    def hover_text(self, x: float) -> str | None:
+        """The read-out for the pointer at widget ``x``: age and each series' nearest value."""
+        now, plot = self._now, self._plot_rect(self._chart_metrics())
+        if now is None or plot.width() <= 0 or not plot.left() <= x <= plot.right():
+            return None
+        seconds_per_px = self._window_s / plot.width()
+        at = now - self._window_s + (x - plot.left()) * seconds_per_px
+        parts = []
+        at_point = at
+        for series in (self._left, self._right):
+            point = None if series is None else _nearest(series.points, at)
+            if series is None or point is None:
+                continue
+            if abs(point[0] - at) <= _HOVER_REACH_PX * seconds_per_px:
+                value = point[1]
+                shown = "—" if value is None else f"{value:.0f} {series.unit}"
+                parts.append(f"{series.label} {shown}")
+                at_point = point[0]
+        if not parts:
+            return None
+        return f"{_age(now - at_point)} · " + " · ".join(parts)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+        self._hover_x = event.position().x()
+        self.update()
+
+    def leaveEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        self._hover_x = None
+        self.update()
+
+    def _chart_metrics(self) -> QFontMetrics:
+        return QFontMetrics(_small(self.font()))
+
+    def _draw_hover(self, painter: QPainter, metrics: QFontMetrics, plot: QRectF) -> None:
+        x = self._hover_x
+        text = None if x is None else self.hover_text(x)
+        if x is None or text is None:
+            return
+        painter.setPen(QPen(_HOVER, 1, Qt.PenStyle.DotLine))
+        painter.drawLine(QPointF(x, plot.top()), QPointF(x, plot.bottom()))
+        width, height = metrics.horizontalAdvance(text) + 12, metrics.height() + 6
+        # Keep the box inside the plot: to the right of the pointer, or to its left near the edge.
+        left = x + 8 if x + 8 + width <= plot.right() else max(plot.left(), x - 8 - width)
+        box = QRectF(left, plot.top() + 4, width, height)
+        painter.setPen(QPen(QColor("#d1d5db"), 1))
+        painter.setBrush(QColor(255, 255, 255, 235))
+        painter.drawRoundedRect(box, 4, 4)
+        painter.setPen(QColor("#111827"))
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
 
     def _draw_grid(
         self,
@@ -236,13 +304,37 @@ class TimeSeriesChart(QWidget):
             if item is None:
                 continue
             latest = next((v for _, v in reversed(item.points) if v is not None), None)
-            text = item.label + ("" if latest is None else f"  {latest:.0f} {item.unit}")
+            shown = "not reported" if latest is None else f"{latest:.0f} {item.unit}"
+            text = f"{item.label}  {shown}"
             painter.setPen(QPen(QColor(item.color), 3))
             mid = y - metrics.ascent() / 2 + 1
             painter.drawLine(QPointF(x, mid), QPointF(x + 14, mid))
             painter.setPen(QColor("#30343a"))
             painter.drawText(QPointF(x + 20, y), text)
             x += 20 + metrics.horizontalAdvance(text) + 18
+
+
+def _small(font: QFont) -> QFont:
+    small = QFont(font)
+    small.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
+    return small
+
+
+def _nearest(
+    points: tuple[tuple[float, float | None], ...], at: float
+) -> tuple[float, float | None] | None:
+    if not points:
+        return None
+    i = bisect.bisect_left(points, at, key=lambda p: p[0])
+    candidates = points[max(0, i - 1) : i + 1]
+    return min(candidates, key=lambda p: abs(p[0] - at))
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s ago"
+    return f"{seconds // 60} min {seconds % 60:02d} s ago"
 
 
 def _range(series: ChartSeries, threshold: float | None) -> tuple[float, float]:

@@ -106,11 +106,13 @@ class GpuPanel(QWidget):
 
     def _show_energy(self, view: EnergyView) -> None:
         # Without a GPU there is no energy counter: "0.0 Wh" would read as a measurement.
-        measured = view.totals.measured_mj > 0 or bool(self._vm.snapshot.gpus)
-        self.energy_card.setVisible(measured)
-        if measured:
-            value, detail = readout.energy_lines(view)
-            self.energy_card.show_value(value, detail)
+        snapshot = self._vm.snapshot
+        measured = view.totals.measured_mj > 0
+        self.energy_card.setVisible(measured or bool(snapshot.gpus))
+        if not measured and not readout.energy_measurable(snapshot):
+            self.energy_card.show_value(readout.NOT_REPORTED, readout.ENERGY_UNMEASURABLE)
+            return
+        self.energy_card.show_value(*readout.energy_lines(view))
 
     def _sync_cards(self, snapshot: TelemetrySnapshot) -> None:
         """Keep one card per GPU in the snapshot, in index order, reusing existing cards."""

@@ -207,6 +207,18 @@ def _over_power(power_mw: int, temp: int | None, caps: GuardCaps) -> bool:
     return power_mw >= caps.power_resume_below_w * 1000
 
 
+ENERGY_UNMEASURABLE = (
+    "This GPU reports neither an energy counter nor its power draw, so its energy use cannot "
+    "be measured."
+)
+
+
+def energy_measurable(snapshot: TelemetrySnapshot) -> bool:
+    """False when every GPU sampled so far lacks both the energy counter and power readings."""
+    samples = [r.sample for r in snapshot.gpus if r.sample is not None]
+    return not samples or any(s.energy_mj is not None or s.power_mw is not None for s in samples)
+
+
 def energy_lines(view: EnergyView) -> tuple[str, str]:
     """The big value (Wh today) and a detail line (TON per kWh, net profit if a price is set)."""
     totals = view.totals
