@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -394,36 +393,3 @@ class Connection(asyncio.Protocol):
 def _consume_exception(future: asyncio.Future[None]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-async def open_connection(
-    *,
-    host: str | None = None,
-    port: int | None = None,
-    sock: socket.socket | None = None,
-    on_packet: PacketCallback,
-    on_query: QueryCallback | None = None,
-    keepalive: Keepalive | None = None,
-    ready_timeout: float = 30.0,
-    name: str = "proxy",
-) -> Connection:
-    """Dial (or adopt an already-connected ``sock``) and wait for ``tcp.connected``."""
-    loop = asyncio.get_running_loop()
-
-    def factory() -> Connection:
-        return Connection(
-            dialer=True, on_packet=on_packet, on_query=on_query, keepalive=keepalive, name=name
-        )
-
-    if sock is not None:
-        _, conn = await loop.create_connection(factory, sock=sock)
-    elif host is None or port is None:
-        raise ValueError("open_connection needs host and port, or sock")
-    else:
-        _, conn = await asyncio.wait_for(loop.create_connection(factory, host, port), ready_timeout)
-    try:
-        await asyncio.wait_for(asyncio.shield(conn.ready), ready_timeout)
-    except BaseException:
-        conn.close("tcp.connected did not arrive in time")
-        raise
-    return conn

@@ -1,10 +1,15 @@
-"""How the worker reaches a proxy: direct TCP (test-mode proxies) or SOCKS5 via the local router."""
+"""How the worker reaches a proxy: direct TCP (test-mode proxies) or SOCKS5 via the local router.
+
+:func:`open_connection` attaches a dialling :class:`Connection` and waits for ``tcp.connected``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import socket
 
-from app.network.connection import Connection, Keepalive, PacketCallback, open_connection
+from app.network.connection import Connection, Keepalive, PacketCallback, QueryCallback
 from app.network.peer_info import read_peer_info
 from app.network.proxy_session import Dialer
 from app.network.socks5 import socks5_connect
@@ -55,3 +60,36 @@ def router_dialer(router: ProxyAddress, *, timeout: float = 30.0) -> Dialer:
         return conn
 
     return dial
+
+
+async def open_connection(
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    sock: socket.socket | None = None,
+    on_packet: PacketCallback,
+    on_query: QueryCallback | None = None,
+    keepalive: Keepalive | None = None,
+    ready_timeout: float = 30.0,
+    name: str = "proxy",
+) -> Connection:
+    """Dial (or adopt an already-connected ``sock``) and wait for ``tcp.connected``."""
+    loop = asyncio.get_running_loop()
+
+    def factory() -> Connection:
+        return Connection(
+            dialer=True, on_packet=on_packet, on_query=on_query, keepalive=keepalive, name=name
+        )
+
+    if sock is not None:
+        _, conn = await loop.create_connection(factory, sock=sock)
+    elif host is None or port is None:
+        raise ValueError("open_connection needs host and port, or sock")
+    else:
+        _, conn = await asyncio.wait_for(loop.create_connection(factory, host, port), ready_timeout)
+    try:
+        await asyncio.wait_for(asyncio.shield(conn.ready), ready_timeout)
+    except BaseException:
+        conn.close("tcp.connected did not arrive in time")
+        raise
+    return conn

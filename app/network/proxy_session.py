@@ -31,6 +31,13 @@ from app.network.connection import (
     PacketCallback,
     RemoteQueryError,
 )
+from app.network.proxy_handshake import (
+    HandshakeError,
+    accept_connected,
+    compare_balance,
+    connect_to_proxy,
+    extended_compare_balance,
+)
 from app.network.tl import TLError, TLObject, decode, encode
 from app.network.vouchers import (
     Voucher,
@@ -43,9 +50,6 @@ from app.network.worker_config import ProxyAddress, WorkerConfig
 
 _log = logging.getLogger(__name__)
 
-MIN_PROTO = 1
-MAX_PROTO = 2
-
 Dialer = Callable[[ProxyAddress, PacketCallback, Keepalive], Awaitable[Connection]]
 
 
@@ -57,10 +61,6 @@ class RequestServing(Protocol):
     """
 
     async def serve(self, query: QueryContext, request: HttpRequest, sink: Any) -> object: ...
-
-
-class HandshakeError(Exception):
-    """The proxy answered the handshake in a way this worker must not accept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +110,8 @@ class ProxySession:
         self._enabled = enabled
         self._coefficient = config.coefficient if coefficient is None else coefficient
         self._conn: Connection | None = None
+        self._dialing: asyncio.Future[Connection] | None = None
+        self._close_requested: str | None = None
         self._serving = False
         self._proto = 0
         self._proxy_key = b""
@@ -128,25 +130,17 @@ class ProxySession:
     # ----------------------------------------------------------------- lifecycle
     async def run(self) -> str:
         """Serve until the connection ends; returns why (never raises but ``CancelledError``)."""
-        try:
-            conn = await self._dial(self.target, self._on_packet, self._timers.keepalive)
-        except (OSError, TimeoutError, ValueError) as exc:
-            return self._closed(f"cannot connect: {str(exc) or type(exc).__name__}")
+        conn = await self._connect()
+        if isinstance(conn, str):
+            return self._closed(conn)
         self._conn = conn
+        stop = self._stop_reason()
+        if stop is not None:
+            conn.close(stop)
         poller: asyncio.Task[None] | None = None
         try:
             self.state.set(replace(self.state.value, phase="handshake"))
-            try:
-                await self._handshake(conn)
-            except HandshakeError as exc:
-                conn.close(f"bad handshake answer: {exc}")
-            except RemoteQueryError as exc:
-                conn.close(f"proxy refused the handshake: {exc.message}")
-            except TimeoutError:
-                conn.close("handshake timed out")
-            except (ConnectionClosedError, TLError, VoucherError) as exc:
-                conn.close(f"handshake failed: {exc}")
-            else:
+            if await self._try_handshake(conn):
                 poller = asyncio.create_task(self._poll_payments(conn))
             reason = await asyncio.shield(conn.closed)
         finally:
@@ -159,9 +153,54 @@ class ProxySession:
             await conn.wait_closed()
         return self._closed(reason)
 
+    def _stop_reason(self) -> str | None:
+        return self._close_requested
+
+    async def _connect(self) -> Connection | str:
+        """The dialled connection, or why there is none (a refusal, or :meth:`close` meanwhile)."""
+        stop = self._stop_reason()
+        if stop is not None:
+            return stop
+        dial = asyncio.ensure_future(
+            self._dial(self.target, self._on_packet, self._timers.keepalive)
+        )
+        self._dialing = dial
+        try:
+            return await dial
+        except (OSError, TimeoutError, ValueError) as exc:
+            return f"cannot connect: {str(exc) or type(exc).__name__}"
+        except asyncio.CancelledError:
+            stop = self._stop_reason()
+            if stop is None or not dial.cancelled():
+                raise  # the session task itself was cancelled
+            return stop
+        finally:
+            self._dialing = None
+
+    async def _try_handshake(self, conn: Connection) -> bool:
+        """Run the handshake; on failure close ``conn`` with the reason and return False."""
+        try:
+            await self._handshake(conn)
+        except HandshakeError as exc:
+            conn.close(f"bad handshake answer: {exc}")
+        except RemoteQueryError as exc:
+            conn.close(f"proxy refused the handshake: {exc.message}")
+        except TimeoutError:
+            conn.close("handshake timed out")
+        except (ConnectionClosedError, TLError, VoucherError) as exc:
+            conn.close(f"handshake failed: {exc}")
+        else:
+            return True
+        return False
+
     def close(self, reason: str) -> None:
+        """End the session (idempotent): a dial in progress is abandoned, a link is closed."""
+        if self._close_requested is None:
+            self._close_requested = reason
         if self._conn is not None:
             self._conn.close(reason)
+        elif self._dialing is not None:
+            self._dialing.cancel()
 
     def set_enabled(self, enabled: bool) -> None:
         """Tell the proxy (``worker.enabledDisabled``) when availability changes."""
@@ -181,42 +220,21 @@ class ProxySession:
 
     # ----------------------------------------------------------------- handshake
     async def _handshake(self, conn: Connection) -> None:
-        cfg = self._config
-        params = TLObject(
-            "worker.params",
-            {
-                "flags": 3,
-                "worker_owner_address": cfg.owner_address_friendly,
-                "model": cfg.model,
-                "coefficient": self._coefficient,
-                "is_test": cfg.is_test,
-                "proxy_cnt": cfg.proxy_connections,
-                "max_active_requests": cfg.max_active_requests,
-                "min_proto_version": MIN_PROTO,
-                "max_proto_version": MAX_PROTO,
-            },
-        )
         answer = await self._query(
-            conn, TLObject("worker.connectToProxy", {"params": params}), "worker.ConnectedToProxy"
+            conn, connect_to_proxy(self._config, self._coefficient), "worker.ConnectedToProxy"
         )
-        self._accept_proxy_params(answer)
+        proxy = accept_connected(answer, is_test=self._config.is_test)
+        self._proto = proxy.proto_version
+        self._proxy_key = proxy.public_key
+        self._proxy_sc = proxy.proxy_sc_address
+        self._worker_sc = proxy.worker_sc_address
         balance = self._vouchers.register(
             proxy_sc_address=self._proxy_sc,
             proxy_public_key=self._proxy_key,
             worker_sc_address=self._worker_sc,
         )
-        # Only numbers this proxy reported: the reference proxy aborts on larger ones.
         compare = await self._query(
-            conn,
-            TLObject(
-                "worker.compareBalanceWithProxy",
-                {
-                    "tokens_committed_to_blockchain": balance.committed_tokens,
-                    "tokens_committed_to_db": balance.db_tokens,
-                    "max_tokens": balance.max_tokens,
-                },
-            ),
-            "worker.CompareBalanceWithProxyResult",
+            conn, compare_balance(balance), "worker.CompareBalanceWithProxyResult"
         )
         self._apply_balance(
             compare["signed_payment"], compare["tokens_committed_to_db"], compare["max_tokens"]
@@ -224,10 +242,7 @@ class ProxySession:
         if compare["error_code"] != 0:
             await self._query(
                 conn,
-                TLObject(
-                    "worker.extendedCompareBalanceWithProxy",
-                    {"tokens_committed_to_db": balance.db_tokens, "other": b""},
-                ),
+                extended_compare_balance(balance),
                 "worker.ExtendedCompareBalanceWithProxyResult",
             )
         # The proxy may route a request right behind its answer: serve from the moment we ask.
@@ -246,25 +261,6 @@ class ProxySession:
             )
         )
         _log.info("proxy %s: ready (proto %d)", self.target, self._proto)
-
-    def _accept_proxy_params(self, answer: TLObject) -> None:
-        params = answer["params"]
-        flags = params["flags"]
-        if not flags & 1 or not flags & 2:
-            raise HandshakeError(f"proxy params flags {flags} lack is_test/proto_version")
-        if bool(params["is_test"]) != self._config.is_test:
-            mode = "test" if params["is_test"] else "production"
-            raise HandshakeError(f"proxy runs in {mode} mode, this worker does not")
-        proto = params["proto_version"]
-        if not MIN_PROTO <= proto <= MAX_PROTO:
-            raise HandshakeError(f"proxy chose protocol version {proto}, outside 1..2")
-        key = params["proxy_public_key"]
-        if len(key) != 32:
-            raise HandshakeError("proxy public key is not 32 bytes")
-        self._proto = proto
-        self._proxy_key = key
-        self._proxy_sc = params["proxy_sc_address"]
-        self._worker_sc = answer["worker_sc_address"]
 
     async def _query(self, conn: Connection, function: TLObject, expect: str) -> TLObject:
         raw = await conn.query(encode(function), self._timers.handshake_timeout)

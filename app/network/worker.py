@@ -99,6 +99,7 @@ class CocoonWorker:
         self._dial = dial
         self._ledger = RequestLedger(self._publish)
         self._targets: list[_Target] = []
+        self._retired: set[asyncio.Task[str]] = set()
         self._supervisor: asyncio.Task[None] | None = None
         self._enabled = True
         self._coefficient = config.coefficient
@@ -121,7 +122,7 @@ class CocoonWorker:
         if supervisor is not None:
             supervisor.cancel()
             await asyncio.gather(supervisor, return_exceptions=True)
-        tasks = []
+        tasks = list(self._retired)
         for target in self._targets:
             if target.session is not None:
                 target.session.close("worker stopped")
@@ -153,9 +154,7 @@ class CocoonWorker:
         keep = set(self.config.proxies)
         for target in list(self._targets):
             if target.address not in keep:
-                self._targets.remove(target)
-                if target.session is not None:
-                    target.session.close("replaced by another proxy")
+                self._retire(target)
         self._publish()
 
     def reconnect_all(self, reason: str = "reconnecting for a new root config") -> None:
@@ -195,10 +194,17 @@ class CocoonWorker:
                     target.address,
                     now - target.last_ready,
                 )
-                self._targets.remove(target)
-                if target.session is not None:
-                    target.session.close("replaced by another proxy")
+                self._retire(target)
                 return  # one per tick, like the reference
+
+    def _retire(self, target: _Target) -> None:
+        """Drop a target; its session ends in the background and ``aclose`` still waits for it."""
+        self._targets.remove(target)
+        if target.session is not None:
+            target.session.close("replaced by another proxy")
+        if target.task is not None:
+            self._retired.add(target.task)
+            target.task.add_done_callback(self._retired.discard)
 
     def _spare_proxies(self) -> list[ProxyAddress]:
         taken = {t.address for t in self._targets}

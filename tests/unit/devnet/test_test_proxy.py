@@ -10,7 +10,8 @@ import pytest
 
 from app.devnet.test_proxy import NoWorkerAvailableError, TestProxy
 from app.devnet.worker_link import AnswerChunk, AnswerEnd, AnswerFailed, AnswerHead
-from app.network.connection import Connection, Keepalive, RemoteQueryError, open_connection
+from app.network.connection import Connection, Keepalive, RemoteQueryError
+from app.network.dialer import open_connection
 from app.network.tl import TLObject, decode, encode
 from app.network.vouchers import verify_voucher
 

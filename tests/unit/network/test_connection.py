@@ -14,8 +14,8 @@ from app.network.connection import (
     Keepalive,
     QueryRejectedError,
     RemoteQueryError,
-    open_connection,
 )
+from app.network.dialer import open_connection
 from app.network.framing import FrameDecoder, FrameEncoder
 from app.network.tl import TLObject, decode, encode
 

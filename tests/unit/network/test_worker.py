@@ -181,21 +181,27 @@ async def test_a_broken_proxy_does_not_disturb_a_good_one(server: RequestServer)
         await bad.aclose()
 
 
-@pytest.mark.allow_log_warnings
 async def test_a_target_that_never_gets_ready_is_replaced(server: RequestServer) -> None:
     silent = ScriptedProxy()  # accepts TCP, never answers tcp.connect
     await silent.start()
     good = TestProxy()
     await good.start()
-    worker = _worker(server, silent.port, good.port)
+    baseline = _own_tasks()
+    worker = _worker(server, silent.port)
     await worker.start()
     try:
-        await wait_for(lambda: worker.status.value.connected_proxies == 1, "ready somewhere")
-        assert worker.status.value.proxies[-1].address == f"127.0.0.1:{good.port}"
+        await silent.connected.wait()  # the worker is stuck waiting for tcp.connected
+        worker.set_proxies(
+            [ProxyAddress("127.0.0.1", silent.port), ProxyAddress("127.0.0.1", good.port)]
+        )
+        await wait_for(lambda: worker.status.value.connected_proxies == 1, "ready elsewhere")
+        assert [p.address for p in worker.status.value.proxies] == [f"127.0.0.1:{good.port}"]
+        assert len(good.links) == 1
     finally:
         await worker.aclose()
         await good.aclose()
         await silent.aclose()
+    assert _own_tasks() <= baseline
 
 
 def test_default_dialer_follows_the_router_setting() -> None:
