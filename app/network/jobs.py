@@ -249,14 +249,30 @@ class JobStore:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self._db = self._connect()
+        except sqlite3.DatabaseError as exc:
+            # Job history is a convenience, not money: keep the broken file, start a new one.
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            self.path.rename(aside)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            _log.warning("job history was unreadable (%s); moved to %s", exc, aside.name)
+            self._db = self._connect()
+        self._prune()
+
+    def _connect(self) -> sqlite3.Connection:
         # Create the file private before SQLite opens it; its -wal/-shm files copy the mode.
         os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
-        self._db = db
-        self._prune()
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     def _insert(self, records: list[JobRecord]) -> None:
         with self._lock:
@@ -307,7 +323,7 @@ class JobStore:
             if batch:
                 try:
                     await self._call(self._insert, batch)
-                except (sqlite3.Error, OSError, TimeoutError) as exc:
+                except Exception as exc:  # the writer must outlive any one bad batch
                     _log.error("could not save %d job records: %s", len(batch), exc)
             if not self._pending:
                 self._idle.set()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import stat
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -19,6 +21,10 @@ from app.network.request_server import RequestServer
 from tests.unit.network.test_request_server import RecordingSink
 
 DAY = 86400.0
+
+
+def _files(folder: Path) -> list[Path]:
+    return [path for path in folder.rglob("*") if path.is_file()]
 
 
 def record(n: int = 1, *, status: str = "ok", finished_at: float | None = None) -> JobRecord:
@@ -179,7 +185,7 @@ async def test_prompt_and_answer_never_reach_the_disk(tmp_path: Path) -> None:
     await server.serve(QueryContext(b"\x08" * 32, 1000, 5.0), bad, RecordingSink())
     await store.flush()
     assert len(await store.recent()) == 5
-    files = [p for p in paths.data_dir.rglob("*") if p.is_file()]
+    files = _files(paths.data_dir)
     assert any(p.name.endswith("-wal") for p in files)  # the WAL is scanned while it exists
     for path in files:
         content = path.read_bytes()
@@ -189,5 +195,29 @@ async def test_prompt_and_answer_never_reach_the_disk(tmp_path: Path) -> None:
     await server.aclose()
     await store.aclose()
     await backend.aclose()
-    for path in (p for p in paths.data_dir.rglob("*") if p.is_file()):
+    for path in _files(paths.data_dir):
         assert prompt_marker.encode() not in path.read_bytes()
+
+
+@pytest.mark.allow_log_warnings
+async def test_corrupt_database_is_moved_aside_not_lost(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    path.write_bytes(b"this is not a database at all" * 100)
+    store = JobStore(path)
+    await store.start()
+    store.add(record())
+    await store.flush()
+    assert len(await store.recent()) == 1
+    await store.aclose()
+    aside = [p for p in _files(tmp_path) if ".corrupt-" in p.name]
+    assert len(aside) == 1
+    assert aside[0].read_bytes().startswith(b"this is not a database")
+
+
+@pytest.mark.allow_log_warnings
+async def test_a_failing_write_is_logged_and_the_writer_goes_on(store: JobStore) -> None:
+    store.add(dataclasses.replace(record(), model=cast(str, object())))  # not storable
+    await store.flush()
+    store.add(record(2))
+    await store.flush()
+    assert [r.request_hash for r in await store.recent()] == [record(2).request_hash]
