@@ -82,6 +82,9 @@ class SessionState:
     proxy_sc_address: str = ""
     proto_version: int = 0
     close_reason: str = ""
+    # Hex SHA-256 image hash the local router attested for the proxy (all zeros without TDX);
+    # empty on direct connections.
+    peer_image_hash: str = ""
 
 
 class ProxySession:
@@ -139,7 +142,9 @@ class ProxySession:
             conn.close(stop)
         poller: asyncio.Task[None] | None = None
         try:
-            self.state.set(replace(self.state.value, phase="handshake"))
+            peer = conn.peer_info
+            image = peer.image_hash.hex() if peer is not None else ""
+            self.state.set(replace(self.state.value, phase="handshake", peer_image_hash=image))
             if await self._try_handshake(conn):
                 poller = asyncio.create_task(self._poll_payments(conn))
             reason = await asyncio.shield(conn.closed)

@@ -9,8 +9,11 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from app.devnet.test_proxy import TestProxy
 from app.network.peer_info import PeerInfo, PeerInfoError, parse_peer_info, read_peer_info
 from app.network.socks5 import Socks5Error, socks5_connect
+from app.network.worker import CocoonWorker, WorkerTimers
+from tests.unit.network.session_fixtures import serving_backend, trace_config, wait_for
 from tests.unit.network.traces import read_records
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -159,3 +162,74 @@ async def test_oversized_peer_record_is_refused() -> None:
                 await read_peer_info(sock)
         finally:
             sock.close()
+
+
+class _RelayRouter:
+    """A loopback COCOON router stand-in: SOCKS5, the AttestedPeerInfo record, then a byte pipe."""
+
+    def __init__(self, record: bytes) -> None:
+        self.record = record
+        self.targets: list[tuple[str, int]] = []
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(3)
+        writer.write(b"\x05\x00")
+        request = await reader.readexactly(10)
+        target = (".".join(str(b) for b in request[4:8]), struct.unpack(">H", request[8:])[0])
+        self.targets.append(target)
+        up_reader, up_writer = await asyncio.open_connection(*target)
+        writer.write(b"\x05\x00\x00\x01\x7f\x00\x00\x01\x97\xfe" + self.record)
+        tasks = {
+            asyncio.create_task(self._pipe(reader, up_writer)),
+            asyncio.create_task(self._pipe(up_reader, writer)),
+        }
+        self._pipes |= tasks
+        await asyncio.gather(*tasks)
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def aclose(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+        await self._server.wait_closed()
+
+
+async def test_worker_reaches_a_proxy_through_the_router() -> None:
+    registers = bytes(range(256)) + bytes(range(128))
+    attested = PeerInfo(
+        "tdx", registers + bytes(64), bytes(48), b"k" * 32, "1.2.3.4", 1, "127.0.0.1", 2
+    )
+    router = _RelayRouter(attested.encode())
+    router_port = await router.start()
+    proxy = TestProxy()
+    await proxy.start()
+    async with serving_backend() as server:
+        config = trace_config(
+            proxies=[f"127.0.0.1:{proxy.port}"], router_socks5=f"127.0.0.1:{router_port}"
+        )
+        worker = CocoonWorker(config, server=server, timers=WorkerTimers(tick=(0.01, 0.02)))
+        await worker.start()
+        try:
+            await wait_for(lambda: worker.status.value.connected_proxies == 1, "ready via router")
+            state = worker.status.value.proxies[0]
+            assert state.peer_image_hash == attested.image_hash.hex()
+            assert router.targets == [("127.0.0.1", proxy.port)]
+        finally:
+            await worker.aclose()
+            await proxy.aclose()
+            await router.aclose()
