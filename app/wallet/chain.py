@@ -216,7 +216,10 @@ def normalized_external_hash(message: Cell) -> bytes:
     """
     from pytoniq_core.tlb.transaction import MessageAny
 
-    parsed = MessageAny.deserialize(message.begin_parse())
+    try:
+        parsed = MessageAny.deserialize(message.begin_parse())
+    except Exception as exc:  # pytoniq-core raises assorted types on garbage
+        raise ValueError("not a message") from exc
     if not parsed.is_external or parsed.info.dest is None:
         raise ValueError("not an external-in message")
     body = parsed.body if parsed.body is not None else Cell.empty()

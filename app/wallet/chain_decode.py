@@ -22,8 +22,6 @@ def decode_transaction(tx: Any, account: str) -> ChainTransaction:
     """Decode one transaction of ``account``; raises ``ChainError`` if it cannot be read."""
     try:
         return _decode(tx, account)
-    except ChainError:
-        raise
     except Exception as exc:  # pytoniq-core objects may lack fields on unusual transactions
         raise ChainError(f"A transaction of {account} could not be read.") from exc
 
@@ -61,8 +59,6 @@ def _inbound(message: Any) -> tuple[InboundMessage | None, bytes | None]:
     if message.is_external:
         inbound = InboundMessage(True, None, Nanoton(0), None, False, False)
         return inbound, normalized_external_hash(message.serialize())
-    if not message.is_internal:
-        return None, None
     info = message.info
     inbound = InboundMessage(
         external=False,
