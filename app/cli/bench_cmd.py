@@ -1,13 +1,99 @@
-"""`cocoon-provider bench`: placeholder until its issue lands."""
+"""`cocoon-provider bench`: measure this computer's inference speed and what it could earn."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import asyncio
+import json
+import sys
+from typing import Any, TextIO
 
-from app.cli.unavailable import not_available
+from app.cli.context import CliContext
+from app.core.errors import UserFacingError
+from app.engine.benchmark import BenchmarkPlan, BenchmarkResult, Spread
+from app.engine.benchmark_runner import BenchmarkOutcome, BenchmarkRunner
+
+MAX_BUDGET_S = 3600.0
+MIN_BUDGET_S = 10.0
+
+
+class BenchUsageError(UserFacingError):
+    usage = True
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    parser = sub.add_parser("bench", help="bench (not available yet)")
-    parser.set_defaults(handler=not_available("bench"))
+    parser = sub.add_parser(
+        "bench",
+        help="measure tokens/s of the inference engine on this computer",
+        description="Start the inference engine on the selected model, measure prompt and "
+        "generation speed alone and with all slots busy, and cache the result.",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    parser.add_argument("--model", default="", help="catalog model name (default: from settings)")
+    parser.add_argument(
+        "--budget", type=float, default=60.0, metavar="SECONDS",
+        help="hard time limit in seconds, engine start included (default: 60)",
+    )  # fmt: skip
+    parser.add_argument("--no-cache", action="store_true", help="measure even if a result exists")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of each round (1-20)")
+    parser.add_argument(
+        "--max-tokens", type=int, default=64, help="tokens generated per request (8-1024)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, ctx: CliContext) -> int:
+    if not MIN_BUDGET_S <= args.budget <= MAX_BUDGET_S:
+        raise BenchUsageError(
+            f"--budget must be between {MIN_BUDGET_S:.0f} and {MAX_BUDGET_S:.0f} seconds."
+        )
+    if not 1 <= args.repeats <= 20:
+        raise BenchUsageError("--repeats must be between 1 and 20.")
+    if not 8 <= args.max_tokens <= 1024:
+        raise BenchUsageError("--max-tokens must be between 8 and 1024.")
+    engine = ctx.settings.current.value.engine
+    runner = BenchmarkRunner(ctx.paths)
+    outcome = asyncio.run(
+        runner.run(
+            model_name=args.model or engine.model,
+            gpu_indices=engine.gpu_indices,
+            context_override=engine.context_length,
+            plan=BenchmarkPlan(
+                budget_s=args.budget, repeats=args.repeats, max_tokens=args.max_tokens
+            ),
+            use_cache=not args.no_cache,
+            progress=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True),
+        )
+    )
+    if args.json:
+        print(json.dumps(outcome_json(outcome), sort_keys=True))
+    else:
+        print_report(outcome, sys.stdout)
+    return 0
+
+
+def outcome_json(outcome: BenchmarkOutcome) -> dict[str, Any]:
+    return {"from_cache": outcome.from_cache, "result": outcome.result.to_json()}
+
+
+def print_report(outcome: BenchmarkOutcome, out: TextIO) -> None:
+    result = outcome.result
+    source = " (cached; --no-cache measures again)" if outcome.from_cache else ""
+    print(f"Benchmark of {result.model} on {result.device}{source}", file=out)
+    for title, figures in (("1 request", result.single),
+                           (f"{result.parallel} requests at once", result.batched)):  # fmt: skip
+        print(f"  {title}:", file=out)
+        print(f"    generation      {_spread(figures.generation_tps, 'tokens/s')}", file=out)
+        print(f"    prompt          {_spread(figures.prompt_tps, 'tokens/s')}", file=out)
+        print(f"    first token     {_spread(figures.ttft_ms, 'ms')}", file=out)
+    print(f"  {result.single.repeats} repeats, {result.max_tokens} tokens per answer, "
+          f"{result.elapsed_s:.0f} s", file=out)  # fmt: skip
+    if result.budget_exhausted:
+        print("  The time budget ended the run early; use --budget for more repeats.", file=out)
+
+
+def _spread(spread: Spread, unit: str) -> str:
+    return f"{spread.median:8.1f} {unit} (range {spread.low:.1f}–{spread.high:.1f})"
+
+
+__all__ = ["BenchmarkResult", "outcome_json", "print_report", "register", "run"]

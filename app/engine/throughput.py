@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import statistics
 import time
 from collections.abc import Sequence
@@ -20,15 +21,23 @@ from app.engine.endpoint import BackendEndpoint
 
 # Continuation prompts: an instruct model answers these at length even with greedy sampling (a
 # question ending in "?" often gets an immediate end-of-text from a raw completion).
-STANDARD_PROMPTS = (
-    "Once upon a time, in a small village by the sea, there lived",
-    "The history of the bicycle begins in the early nineteenth century, when",
-    "Here is a detailed recipe for tomato soup. First,",
-    "The three most important things to know about saving money are",
-    "In the year 2150, the first city on Mars",
-    "Dear diary, today was the strangest day of my life because",
-    "The rules of chess are simple to learn. Each player starts with",
-    "A guide to planting a vegetable garden: begin by choosing",
+_PREAMBLE = (
+    "The following text was written for a magazine for curious readers of all ages. It uses "
+    "plain English, complete sentences and vivid details, avoids lists, and keeps the facts "
+    "plausible. Each article opens with a sentence that makes the reader want to go on.\n\n"
+)
+STANDARD_PROMPTS = tuple(
+    _PREAMBLE + opening
+    for opening in (
+        "Once upon a time, in a small village by the sea, there lived",
+        "The history of the bicycle begins in the early nineteenth century, when",
+        "Here is a detailed recipe for tomato soup. First,",
+        "The three most important things to know about saving money are",
+        "In the year 2150, the first city on Mars",
+        "Dear diary, today was the strangest day of my life because",
+        "The rules of chess are simple to learn. Each player starts with",
+        "A guide to planting a vegetable garden: begin by choosing",
+    )
 )
 
 
@@ -98,11 +107,18 @@ async def run_round(
     requests: int,
     max_tokens: int,
     model: str | None = None,
+    fresh: bool = True,
 ) -> LoadRound:
-    """Send ``requests`` completions, ``concurrency`` at a time, cycling through ``prompts``."""
+    """Send ``requests`` completions, ``concurrency`` at a time, cycling through ``prompts``.
+
+    ``fresh`` makes each prompt start differently so that no server can answer from its cache.
+    """
     queue: asyncio.Queue[str] = asyncio.Queue()
     for index in range(requests):
-        queue.put_nowait(prompts[index % len(prompts)])
+        prompt = prompts[index % len(prompts)]
+        # A unique opening defeats prefix caches, so every request pays for its whole prompt,
+        # as requests from different users do.
+        queue.put_nowait(f"[{secrets.token_hex(4)}] {prompt}" if fresh else prompt)
     samples: list[RequestSample] = []
 
     async def worker() -> None:

@@ -1,0 +1,163 @@
+"""``BenchmarkRunner``: picks model and device, consults the cache, runs and measures the engine."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Protocol
+
+import psutil
+
+from app import __version__
+from app.core.paths import AppPaths
+from app.engine import gpu_probe
+from app.engine.benchmark import (
+    BenchmarkCache,
+    BenchmarkError,
+    BenchmarkKey,
+    BenchmarkPlan,
+    BenchmarkResult,
+    Progress,
+    measure_engine,
+    model_sha256,
+)
+from app.engine.catalog import Catalog, ModelEntry, installed_model_path, load_catalog
+from app.engine.endpoint import BackendEndpoint
+from app.engine.gpu_probe import GpuInfo, GpuInventory
+from app.engine.server.launcher import ReadyEvent, launched_engine
+from app.engine.sizing import EngineLaunch, GpuBudget, HardwareBudget, plan_launch
+
+# Stopping the engine and writing the cache must fit inside the user's budget too.
+_STOP_MARGIN_S = 2.0
+_MIN_MEASURE_S = 5.0
+
+
+class EngineLauncher(Protocol):
+    def __call__(
+        self, launch: EngineLaunch, run_dir: Path, *, stderr_log: Path | None = None
+    ) -> contextlib.AbstractAsyncContextManager[tuple[BackendEndpoint, ReadyEvent]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BenchmarkOutcome:
+    """A result and whether it came from the cache (no engine was started then)."""
+
+    result: BenchmarkResult
+    from_cache: bool
+
+
+def engine_version() -> str:
+    """Identifies the engine build: the app and llama-cpp-python versions."""
+    try:
+        llama = version("llama-cpp-python")
+    except PackageNotFoundError:
+        llama = "unknown"
+    return f"cocoon-batcher/{__version__}/llama-cpp-python-{llama}"
+
+
+class BenchmarkRunner:
+    """Runs one benchmark at a time for the CLI and the wizard.
+
+    The probe and launcher are injectable so tests can pin the device; by default the real GPU
+    probe and the real engine child are used.
+    """
+
+    def __init__(
+        self,
+        paths: AppPaths,
+        *,
+        catalog: Catalog | None = None,
+        probe: Callable[[], Awaitable[GpuInventory]] = gpu_probe.probe,
+        launcher: EngineLauncher = launched_engine,
+    ) -> None:
+        self._paths = paths
+        self._catalog = catalog
+        self._probe = probe
+        self._launcher = launcher
+        self._cache = BenchmarkCache(paths.cache_dir)
+
+    async def run(
+        self,
+        *,
+        model_name: str = "",
+        gpu_indices: tuple[int, ...] = (),
+        context_override: int = 0,
+        plan: BenchmarkPlan = BenchmarkPlan(),  # noqa: B008 - frozen, shared safely
+        use_cache: bool = True,
+        progress: Progress = lambda _line: None,
+    ) -> BenchmarkOutcome:
+        """Benchmark ``model_name`` (empty: the bundled model) on the first selected GPU or CPU."""
+        started = time.monotonic()
+        catalog = self._catalog or load_catalog()
+        entry = model_entry(catalog, model_name)
+        path = installed_model_path(entry, self._paths.models_dir)
+        progress("looking at the hardware")
+        inventory = await self._probe()
+        gpu = _pick_gpu(inventory, gpu_indices)
+        progress("identifying the model file")
+        key = BenchmarkKey(
+            gpu_uuid=gpu.uuid
+            if gpu
+            else f"cpu:{inventory.cpu.model}:{inventory.cpu.logical_cores}",
+            driver=(inventory.driver_version or "unknown") if gpu else "none",
+            model_sha256=await model_sha256(path, entry.sha256),
+            engine_version=engine_version(),
+        )
+        if use_cache and (cached := self._cache.load(key)) is not None:
+            return BenchmarkOutcome(cached, from_cache=True)
+        launch = plan_launch(
+            entry, path, _hardware(inventory, gpu), gpu_index=gpu.index if gpu else None,
+            context_override=context_override,
+        )  # fmt: skip
+        device = gpu.name if gpu else f"CPU ({inventory.cpu.model})"
+        progress(f"starting the engine: {entry.name} on {device}, {launch.parallel} slots")
+        async with self._engine(launch) as endpoint:
+            remaining = plan.budget_s - (time.monotonic() - started) - _STOP_MARGIN_S
+            if remaining < _MIN_MEASURE_S:
+                raise BenchmarkError(
+                    "Starting the engine used up the benchmark's time budget.",
+                    hint="Give it more time with --budget.",
+                )
+            result = await measure_engine(
+                endpoint, key=key, model=entry.name, device=device,
+                plan=replace(plan, budget_s=remaining), progress=progress,
+            )  # fmt: skip
+        self._cache.store(result)
+        return BenchmarkOutcome(result, from_cache=False)
+
+    @contextlib.asynccontextmanager
+    async def _engine(self, launch: EngineLaunch) -> AsyncIterator[BackendEndpoint]:
+        log = self._paths.log_dir / "engine-benchmark.log"
+        async with self._launcher(launch, self._paths.run_dir, stderr_log=log) as (endpoint, _):
+            yield endpoint
+
+
+def _pick_gpu(inventory: GpuInventory, indices: tuple[int, ...]) -> GpuInfo | None:
+    # A GPU whose memory size is unknown cannot be planned for; the CPU engine runs instead.
+    for gpu in inventory.gpus:
+        if (not indices or gpu.index in indices) and gpu.vram_total_bytes:
+            return gpu
+    return None
+
+
+def _hardware(inventory: GpuInventory, gpu: GpuInfo | None) -> HardwareBudget:
+    gpus: tuple[GpuBudget, ...] = ()
+    if gpu is not None and gpu.vram_total_bytes:
+        gpus = (GpuBudget(gpu.index, gpu.name, gpu.vram_total_bytes),)
+    cpu = inventory.cpu
+    cores = cpu.physical_cores or psutil.cpu_count(logical=False) or cpu.logical_cores
+    return HardwareBudget(
+        gpus=gpus,
+        ram_total_bytes=cpu.ram_total_bytes,
+        cpu_cores=cores,
+        cpu_threads=cpu.logical_cores,
+    )
+
+
+def model_entry(catalog: Catalog, name: str) -> ModelEntry:
+    """The catalog entry for ``name`` (empty: the bundled default)."""
+    return catalog.get(name) if name else catalog.default

@@ -1,0 +1,163 @@
+"""The honest earnings estimate: measured tokens/s × stated demand assumptions × the worker fee.
+
+Money is integer nanotons throughout; only rates (tokens per second) are floats. Billing follows
+the COCOON rule (protocol §5.3): ``adjusted = floor(tokens × coefficient/1000 × multiplier/10000)``
+and the worker earns ``adjusted × worker_fee_per_token``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from app.core.errors import UserFacingError
+from app.core.money import Nanoton, format_ton
+from app.engine.benchmark import BenchmarkResult
+
+SECONDS_PER_DAY = 86_400
+COEFFICIENT_ONE = 1000
+MULTIPLIER_ONE = 10_000
+
+# How much of the day the worker is busy serving. Demand is the unknown: the network routes
+# requests by model, price and load, so we show a range rather than pretend to know it.
+DEFAULT_SCENARIOS: tuple[tuple[str, float], ...] = (
+    ("quiet", 0.05),
+    ("typical", 0.25),
+    ("busy", 0.75),
+)
+# Chat requests send about as many prompt tokens as they get back; both are billed.
+DEFAULT_PROMPT_RATIO = 1.0
+
+
+class EstimateError(UserFacingError):
+    """An input of the estimate is out of range."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioEstimate:
+    """Earnings if the worker is busy ``busy_fraction`` of the time."""
+
+    name: str
+    busy_fraction: float
+    billed_tokens_per_day: int
+    nanotons_per_day: Nanoton
+
+    @property
+    def nanotons_per_hour(self) -> Nanoton:
+        return Nanoton(self.nanotons_per_day // 24)
+
+
+@dataclass(frozen=True, slots=True)
+class EarningsEstimate:
+    """Per-scenario earnings plus every assumption behind them, in plain sentences."""
+
+    served_tokens_per_s: float
+    worker_fee_per_token: Nanoton
+    scenarios: tuple[ScenarioEstimate, ...]
+    assumptions: tuple[str, ...]
+
+    def scenario(self, name: str) -> ScenarioEstimate:
+        for item in self.scenarios:
+            if item.name == name:
+                return item
+        raise KeyError(name)
+
+
+def estimate_earnings(
+    result: BenchmarkResult,
+    worker_fee_per_token: int,
+    *,
+    coefficient: int = COEFFICIENT_ONE,
+    prompt_ratio: float = DEFAULT_PROMPT_RATIO,
+    prompt_multiplier: int = MULTIPLIER_ONE,
+    completion_multiplier: int = MULTIPLIER_ONE,
+    scenarios: tuple[tuple[str, float], ...] = DEFAULT_SCENARIOS,
+) -> EarningsEstimate:
+    """Estimate daily earnings from a benchmark and the network's ``worker_fee_per_token``.
+
+    While busy, the engine spends ``1/G`` seconds per generated token and ``r/P`` seconds on the
+    ``r`` prompt tokens that come with it (``G``, ``P``: measured aggregate generation and prompt
+    tokens/s), so it serves ``(1 + r) / (1/G + r/P)`` tokens per second.
+    """
+    _check(worker_fee_per_token, coefficient, prompt_ratio, prompt_multiplier, scenarios)
+    _check_multiplier("completion_multiplier", completion_multiplier)
+    generation = result.batched.generation_tps.median
+    prompt = max(result.batched.prompt_tps.median, result.single.prompt_tps.median)
+    if generation <= 0:
+        raise EstimateError("The benchmark measured no generated tokens; run it again.")
+    seconds_per_completion_token = 1.0 / generation + (prompt_ratio / prompt if prompt > 0 else 0)
+    completion_per_s = 1.0 / seconds_per_completion_token
+    estimates = []
+    for name, busy in scenarios:
+        completion = math.floor(completion_per_s * busy * SECONDS_PER_DAY)
+        prompt_tokens = math.floor(completion * prompt_ratio)
+        billed = _adjusted(prompt_tokens, coefficient, prompt_multiplier) + _adjusted(
+            completion, coefficient, completion_multiplier
+        )
+        estimates.append(
+            ScenarioEstimate(name, busy, billed, Nanoton(billed * worker_fee_per_token))
+        )
+    return EarningsEstimate(
+        served_tokens_per_s=completion_per_s * (1.0 + prompt_ratio),
+        worker_fee_per_token=Nanoton(worker_fee_per_token),
+        scenarios=tuple(estimates),
+        assumptions=_assumptions(
+            result, worker_fee_per_token, coefficient, prompt_ratio, scenarios
+        ),
+    )
+
+
+def _adjusted(tokens: int, coefficient: int, multiplier: int) -> int:
+    # Integer form of floor(n × coefficient/1000 × multiplier/10000): no float rounding.
+    return tokens * coefficient * multiplier // (COEFFICIENT_ONE * MULTIPLIER_ONE)
+
+
+def _assumptions(
+    result: BenchmarkResult,
+    fee: int,
+    coefficient: int,
+    prompt_ratio: float,
+    scenarios: tuple[tuple[str, float], ...],
+) -> tuple[str, ...]:
+    return (
+        f"Speed: {result.batched.generation_tps.median:.1f} generated tokens/s with "
+        f"{result.parallel} requests at once (median of {result.batched.repeats} runs of "
+        f"{result.model} on {result.device}).",
+        f"Each answer token comes with {prompt_ratio:g} prompt tokens; both are paid.",
+        f"Pay: {format_ton(fee, trim=True)} TON per token (the network's worker fee) × your "
+        f"price coefficient {coefficient / COEFFICIENT_ONE:g}.",
+        "Demand is not known in advance: the scenarios assume the worker is busy "
+        + ", ".join(f"{busy:.0%} of the time ({name})" for name, busy in scenarios)
+        + ".",
+        "Not included: electricity, network fees for cash-outs, time the worker is off or paused.",
+    )
+
+
+def _check(
+    fee: int,
+    coefficient: int,
+    prompt_ratio: float,
+    prompt_multiplier: int,
+    scenarios: tuple[tuple[str, float], ...],
+) -> None:
+    if not _whole(fee):
+        raise EstimateError("The worker fee must be a whole, non-negative number of nanotons.")
+    if not _whole(coefficient):
+        raise EstimateError("The price coefficient must be a whole, non-negative number.")
+    if not math.isfinite(prompt_ratio) or not 0 <= prompt_ratio <= 1000:
+        raise EstimateError("The prompt-to-answer ratio must be between 0 and 1000.")
+    _check_multiplier("prompt_multiplier", prompt_multiplier)
+    if not scenarios or not all(
+        math.isfinite(busy) and 0.0 <= busy <= 1.0 for _, busy in scenarios
+    ):
+        raise EstimateError("Each scenario's busy fraction must be between 0 and 1.")
+
+
+def _check_multiplier(name: str, value: int) -> None:
+    if not _whole(value):
+        raise EstimateError(f"The {name} must be a whole, non-negative number.")
+
+
+def _whole(value: object) -> bool:
+    # Callers may pass values parsed from config or JSON: bool and float are refused, not coerced.
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
