@@ -6,9 +6,10 @@ person can look at what the user sees; the files are not part of the repository.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -26,7 +27,7 @@ from app.core.paths import AppPaths
 from app.core.settings_store import SettingsStore
 from app.engine.energy import MJ_PER_WH, EnergyMeter
 from app.engine.guard import GuardConfig, ThermalGuard
-from app.engine.telemetry import GpuTelemetry
+from app.engine.telemetry import GpuReading, GpuTelemetry, TelemetrySnapshot
 from app.ui.pages.dashboard import DashboardPage
 from app.ui.theme import style_sheet
 from app.ui.viewmodels.app_status import AppStatusViewModel
@@ -113,6 +114,15 @@ def _shoot(widget: QWidget, name: str) -> None:
     image = widget.grab()
     assert not image.isNull()
     assert image.save(str(SHOTS / f"{name}.png"))
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Let the guard's power task finish (bounded; this waits for an event, it times nothing)."""
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition never became true")
 
 
 def _value(card: GpuCard, key: str) -> str:
@@ -224,6 +234,57 @@ async def test_driver_not_loaded(qtbot: QtBot) -> None:
         assert readout.TONE_COLOURS["error"] in panel.state_card.title.styleSheet()
         assert panel.cards == {}
         _shoot(panel, "driver-not-loaded")
+    finally:
+        await _close(rig)
+
+
+async def test_driver_unloaded_mid_run_replaces_the_cards(
+    qtbot: QtBot, fake: FakeNvml, rig: Rig
+) -> None:
+    panel = _panel(qtbot, rig.vm)
+    await rig.rounds(2)
+    assert list(panel.cards) == [0]
+    fake.fail("nvmlDeviceGetTemperature", real.NVML_ERROR_DRIVER_NOT_LOADED, nth=3)
+    await rig.rounds()
+    assert panel.cards == {}
+    assert panel.state_card.title.text() == "NVIDIA driver not loaded"
+    assert not panel.state_card.isHidden()
+
+
+async def test_driver_refusing_this_user_is_explained(qtbot: QtBot) -> None:
+    rig = await _rig(FakeNvml(1, init_error=real.NVML_ERROR_NO_PERMISSION))
+    try:
+        panel = _panel(qtbot, rig.vm)
+        await rig.rounds()
+        assert panel.state_card.title.text() == "GPU monitoring unavailable"
+        assert "may not query the NVIDIA driver" in panel.state_card.detail.text()
+    finally:
+        await _close(rig)
+
+
+def test_hung_and_failing_gpus_are_named() -> None:
+    hung = GpuReading(0, "RTX", "GPU-0", "hung", "GPU 0 did not answer within 5 s.", None)
+    failing = GpuReading(1, "RTX", "GPU-1", "error", "GPU 1 could not be read (Unknown).", None)
+    assert readout.reading_problem(hung) == "Not answering — showing its last reading."
+    assert readout.reading_problem(failing) == "GPU 1 could not be read (Unknown)."
+    snapshot = TelemetrySnapshot("error", "problems", gpus=(hung, failing), taken_at=1.0)
+    assert readout.status_text(snapshot) == "0 of 2 GPUs answering."
+    assert readout.summary(snapshot) == ("—", "2 GPUs · 0 of 2 GPUs answering.")
+
+
+@pytest.mark.allow_log_warnings  # the guard logs that it may not lower the power limit
+async def test_power_control_problems_show_as_a_notice(qtbot: QtBot) -> None:
+    fake = FakeNvml(1)
+    fake.fail("nvmlDeviceSetPowerManagementLimit", real.NVML_ERROR_NO_PERMISSION)
+    config = GuardConfig(temperature_cap_c=80, power_cap_w=300, allow_power_control=True)
+    rig = await _rig(fake, config=config)
+    try:
+        panel = _panel(qtbot, rig.vm)
+        await rig.rounds()
+        await _until(lambda: not panel.notice_banner.isHidden())
+        assert "administrator" in panel.notice_banner.text()
+        assert panel.pause_banner.isHidden()
+        _shoot(panel, "power-notice")
     finally:
         await _close(rig)
 
