@@ -170,6 +170,27 @@ async def test_a_normal_gpu_shows_every_metric(qtbot: QtBot, fake: FakeNvml, rig
     assert card.chart.right is None
 
 
+async def test_the_running_service_drives_the_panel(qtbot: QtBot, fake: FakeNvml) -> None:
+    telemetry = GpuTelemetry(fake.module, interval=0.02, call_timeout=10)
+    vm = TelemetryViewModel(telemetry)  # no guard, no meter: no banner, no energy card
+    panel = _panel(qtbot, vm)
+    await telemetry.start()
+    try:
+        await _until(lambda: len(vm.history(0)) >= 3)
+        assert _value(panel.cards[0], "temperature") == "45 °C"
+        assert readout.TONE_COLOURS["neutral"] in (
+            panel.cards[0].metrics["temperature"].value.styleSheet()
+        )
+        assert panel.cards[0].chart.right is not None
+        assert panel.guard_line.isHidden()
+        assert panel.energy_card.isHidden()
+    finally:
+        await telemetry.aclose()
+    assert panel.cards == {}
+    assert panel.state_card.title.text() == "GPU monitoring is off"
+    vm.close()
+
+
 async def test_throttle_reasons_are_plain_words(qtbot: QtBot, fake: FakeNvml, rig: Rig) -> None:
     panel = _panel(qtbot, rig.vm)
     fake.gpus[0].throttle_reasons = 0x004 | 0x040
