@@ -16,8 +16,8 @@ from pathlib import Path
 
 import PySide6
 import pytest
-from PySide6.QtCore import QPoint, QRectF
-from PySide6.QtTest import QTest
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
+from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
 from pytestqt.qtbot import QtBot
 
@@ -357,6 +357,7 @@ async def test_unsupported_metrics_show_a_dash(qtbot: QtBot) -> None:
         assert card.chart.right is not None
         assert {v for _, v in card.chart.right.points} == {None}
         assert panel.energy_card.value.text() == readout.NOT_REPORTED
+        assert readout.summary(rig.vm.snapshot) == ("45 °C", "NVIDIA GeForce GTX 1060")
         assert panel.energy_card.detail.text() == readout.ENERGY_UNMEASURABLE
         _shoot(panel, "not-supported")
         card.chart_choice.setCurrentText(CHART_UTILISATION)
@@ -495,9 +496,23 @@ def test_chart_hover_names_the_nearest_sample(qtbot: QtBot) -> None:
         "5 min 00 s ago · Temperature 61 °C · Power —",
         "0 s ago · Temperature 70 °C · Power 250 W",
     }
-    QTest.mouseMove(chart, chart.rect().center())
-    QTest.mouseMove(chart, QPoint(xs[-1], 90))
-    assert not chart.grab().isNull()  # paints the hover line and box without a Qt warning
+    plain = chart.grab().toImage()
+    for x in (xs[0], xs[-1]):  # the box goes right of the pointer, or left of it at the edge
+        QApplication.sendEvent(chart, _mouse_move(QPointF(x, 90)))
+        assert chart.grab().toImage() != plain
+    QApplication.sendEvent(chart, QEvent(QEvent.Type.Leave))
+    assert chart.grab().toImage() == plain
+
+
+def _mouse_move(at: QPointF) -> QMouseEvent:
+    return QMouseEvent(
+        QEvent.Type.MouseMove,
+        at,
+        at,
+        Qt.MouseButton.NoButton,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
 
 
 def test_a_dense_hour_is_drawn_per_pixel_column_and_keeps_its_spikes() -> None:

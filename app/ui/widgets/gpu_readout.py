@@ -144,11 +144,17 @@ def summary(snapshot: TelemetrySnapshot) -> tuple[str, str]:
     if len(snapshot.gpus) == 1:
         reading = snapshot.gpus[0]
         problem = reading_problem(reading)
+        if reading.status == "lost":
+            return "Lost", problem
         if problem or reading.sample is None:
-            return value if not problem.startswith("GPU lost") else "Lost", problem
+            return value, problem
         sample = reading.sample
-        busy = utilisation_text(sample.gpu_util_percent, None)
-        return value, f"{reading.name} · {power_text(sample.power_mw, None)} · {busy} busy"
+        parts = [reading.name]
+        if sample.power_mw is not None:
+            parts.append(power_text(sample.power_mw, None))
+        if sample.gpu_util_percent is not None:
+            parts.append(f"{sample.gpu_util_percent} % busy")
+        return value, " · ".join(parts)
     detail = f"{len(snapshot.gpus)} GPUs"
     if temps:
         detail += f", hottest is GPU {max(temps)[1]}"
