@@ -33,7 +33,8 @@ from app.ui.theme import style_sheet
 from app.ui.viewmodels.app_status import AppStatusViewModel
 from app.ui.viewmodels.telemetry import TelemetryViewModel
 from app.ui.widgets import gpu_readout as readout
-from app.ui.widgets.chart import ChartSeries, TimeSeriesChart, _polyline
+from app.ui.widgets.chart import ChartSeries, TimeSeriesChart
+from app.ui.widgets.chart_geometry import axis_range, polyline
 from app.ui.widgets.gpu_card import CHART_UTILISATION, GpuCard
 from app.ui.widgets.gpu_panel import GpuPanel
 from tests.fakes.fake_pynvml import FakeGpu, FakeNvml, real
@@ -518,12 +519,19 @@ def _mouse_move(at: QPointF) -> QMouseEvent:
 def test_a_dense_hour_is_drawn_per_pixel_column_and_keeps_its_spikes() -> None:
     run = [(float(t), 300.0 if t == 1234 else 50.0 + t % 3) for t in range(3600)]
     plot = QRectF(40, 20, 700, 130)
-    polygon = _polyline(run, 0.0, 3600.0, plot, (0.0, 400.0))
+    polygon = polyline(run, 0.0, 3600.0, plot, (0.0, 400.0))
     assert polygon.size() <= 2 * 701
     spike_y = plot.bottom() - 300.0 / 400.0 * plot.height()
     assert min(polygon.at(i).y() for i in range(polygon.size())) == spike_y
-    sparse = _polyline(run[:600], 0.0, 3600.0, plot, (0.0, 400.0))
+    sparse = polyline(run[:600], 0.0, 3600.0, plot, (0.0, 400.0))
     assert sparse.size() == 600  # fewer points than pixels: every sample is drawn
+
+
+def test_axes_use_readable_steps_and_widen_for_outliers() -> None:
+    assert axis_range((), 20, 100, 80) == (20, 100)
+    assert axis_range(((0.0, 300.0),), 0, 450, None) == (0, 500)
+    assert axis_range(((0.0, 104.0), (1.0, None)), 20, 100, 80) == (0, 120)
+    assert axis_range(((0.0, 5.0),), 5, 5, None) == (5, 6)
 
 
 # PySide6 6.12.0 returns None from void methods without a new reference. On Python 3.11, where

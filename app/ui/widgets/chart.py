@@ -8,7 +8,6 @@ draws gaps where a value is missing instead of inventing a line through them.
 from __future__ import annotations
 
 import bisect
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,11 +20,11 @@ from PySide6.QtGui import (
     QPainter,
     QPaintEvent,
     QPen,
-    QPolygonF,
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-_GRID_LINES = 4
+from app.ui.widgets import chart_geometry as geometry
+
 _PAD_TOP = 26  # room for the legend
 _PAD_BOTTOM = 20  # room for the time labels
 _AXIS_GAP = 6
@@ -50,6 +49,9 @@ class ChartSeries:
     points: tuple[tuple[float, float | None], ...]
     low: float
     high: float
+
+    def axis_range(self, threshold: float | None) -> tuple[float, float]:
+        return geometry.axis_range(self.points, self.low, self.high, threshold)
 
 
 class TimeSeriesChart(QWidget):
@@ -117,8 +119,7 @@ class TimeSeriesChart(QWidget):
         self.update()
 
     def _clip(self, series: ChartSeries, now: float) -> ChartSeries:
-        times = [t for t, _ in series.points]
-        start = bisect.bisect_left(times, now - self._window_s)
+        start = bisect.bisect_left(series.points, now - self._window_s, key=lambda p: p[0])
         if start == 0:
             return series
         return ChartSeries(
@@ -138,8 +139,12 @@ class TimeSeriesChart(QWidget):
                 painter.setPen(_AXIS_TEXT)
                 painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No readings yet")
                 return
-            left_range = _range(left, self._threshold)
-            right_range = None if right is None else _range(right, None)
+            left_range = geometry.axis_range(left.points, left.low, left.high, self._threshold)
+            right_range = (
+                None
+                if right is None
+                else geometry.axis_range(right.points, right.low, right.high, None)
+            )
             plot = self._plot_rect(metrics)
             if plot.width() < 20 or plot.height() < 20:
                 return
@@ -175,7 +180,7 @@ class TimeSeriesChart(QWidget):
         parts = []
         at_point = at
         for series in (self._left, self._right):
-            point = None if series is None else _nearest(series.points, at)
+            point = None if series is None else geometry.nearest(series.points, at)
             if series is None or point is None:
                 continue
             if abs(point[0] - at) <= _HOVER_REACH_PX * seconds_per_px:
@@ -185,7 +190,7 @@ class TimeSeriesChart(QWidget):
                 at_point = point[0]
         if not parts:
             return None
-        return f"{_age(now - at_point)} · " + " · ".join(parts)
+        return f"{geometry.age(now - at_point)} · " + " · ".join(parts)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
         self._hover_x = event.position().x()
@@ -226,8 +231,8 @@ class TimeSeriesChart(QWidget):
         right_range: tuple[float, float] | None,
     ) -> None:
         text_h = metrics.height()
-        for step in range(_GRID_LINES + 1):
-            fraction = step / _GRID_LINES
+        for step in range(geometry.GRID_LINES + 1):
+            fraction = step / geometry.GRID_LINES
             y = plot.bottom() - fraction * plot.height()
             painter.setPen(QPen(_GRID, 1))
             painter.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
@@ -243,7 +248,11 @@ class TimeSeriesChart(QWidget):
                 painter.drawText(box, align, f"{value:.0f} {right.unit}")
 
     def _draw_time_axis(self, painter: QPainter, metrics: QFontMetrics, plot: QRectF) -> None:
-        labels = ((0.0, _ago(self._window_s)), (0.5, _ago(self._window_s / 2)), (1.0, "now"))
+        labels = (
+            (0.0, geometry.ago(self._window_s)),
+            (0.5, geometry.ago(self._window_s / 2)),
+            (1.0, "now"),
+        )
         painter.setPen(_AXIS_TEXT)
         for fraction, text in labels:
             width = metrics.horizontalAdvance(text)
@@ -258,7 +267,7 @@ class TimeSeriesChart(QWidget):
         value_range: tuple[float, float],
         threshold: float,
     ) -> None:
-        y = _y(threshold, value_range, plot)
+        y = geometry.value_to_y(threshold, value_range, plot)
         pen = QPen(_CAP, 1.2, Qt.PenStyle.DashLine)
         painter.setPen(pen)
         painter.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
@@ -276,8 +285,8 @@ class TimeSeriesChart(QWidget):
     ) -> None:
         start = now - self._window_s
         colour = QColor(series.color)
-        for run in _runs(series.points):
-            polygon = _polyline(run, start, self._window_s, plot, value_range)
+        for run in geometry.runs(series.points):
+            polygon = geometry.polyline(run, start, self._window_s, plot, value_range)
             # A thin pen takes Qt's fast path (measured ~30× cheaper than 1.8 px, antialiased);
             # a dense run's per-column extremes already fill in as thick as the wide pen.
             painter.setPen(QPen(colour, 1.0 if len(run) > plot.width() else 1.8))
@@ -313,107 +322,3 @@ def _small(font: QFont) -> QFont:
     small = QFont(font)
     small.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
     return small
-
-
-def _nearest(
-    points: tuple[tuple[float, float | None], ...], at: float
-) -> tuple[float, float | None] | None:
-    if not points:
-        return None
-    i = bisect.bisect_left(points, at, key=lambda p: p[0])
-    candidates = points[max(0, i - 1) : i + 1]
-    return min(candidates, key=lambda p: abs(p[0] - at))
-
-
-def _age(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s ago"
-    return f"{seconds // 60} min {seconds % 60:02d} s ago"
-
-
-def _range(series: ChartSeries, threshold: float | None) -> tuple[float, float]:
-    """The axis range: the series' own, widened to fit its values and the threshold."""
-    values = [v for _, v in series.points if v is not None]
-    if threshold is not None:
-        values.append(threshold)
-    low = min([series.low, *values])
-    high = max([series.high, *values])
-    if high <= low:
-        high = low + 1
-    # Round outward to whole grid steps of 1, 2, 2.5, 5 × 10^n so axis labels stay readable.
-    span = (high - low) / _GRID_LINES
-    while True:
-        step = _nice_step(span)
-        base = math.floor(low / step) * step
-        if base + step * _GRID_LINES >= high:
-            return base, base + step * _GRID_LINES
-        span = step * 1.001  # the offset base left too little room: the next nicer step
-
-
-def _ago(seconds: float) -> str:
-    return f"{seconds / 60:g} min ago" if seconds >= 120 else f"{seconds:g} s ago"
-
-
-def _nice_step(raw: float) -> float:
-    magnitude = 10.0 ** math.floor(math.log10(raw))
-    for factor in (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
-        if raw <= factor * magnitude:
-            return factor * magnitude
-    return 10 * magnitude
-
-
-def _y(value: float, value_range: tuple[float, float], plot: QRectF) -> float:
-    low, high = value_range
-    return plot.bottom() - (value - low) / (high - low) * plot.height()
-
-
-def _polyline(
-    run: Sequence[tuple[float, float]],
-    start: float,
-    window_s: float,
-    plot: QRectF,
-    value_range: tuple[float, float],
-) -> QPolygonF:
-    """Map a run to pixels; denser than one point per pixel column, keep each column's extremes.
-
-    An hour of 1 Hz samples is several points per pixel: drawing them all costs time for nothing
-    visible, while keeping each column's lowest and highest value still shows every spike.
-    """
-    scale = plot.width() / window_s
-    left = plot.left()
-    if len(run) <= plot.width():
-        return QPolygonF(
-            [QPointF(left + (t - start) * scale, _y(v, value_range, plot)) for t, v in run]
-        )
-    points: list[QPointF] = []
-    column = -1
-    low = high = 0.0
-    for t, v in run:
-        x, y = int(left + (t - start) * scale), _y(v, value_range, plot)
-        if x != column:
-            if column >= 0:
-                points += (QPointF(column, low), QPointF(column, high))
-            column, low, high = x, y, y
-        else:
-            low, high = min(low, y), max(high, y)
-    points += (QPointF(column, low), QPointF(column, high))
-    return QPolygonF(points)
-
-
-def _runs(
-    points: Sequence[tuple[float, float | None]],
-) -> list[list[tuple[float, float]]]:
-    """Split the points into runs without missing values (a gap breaks the line)."""
-    runs: list[list[tuple[float, float]]] = []
-    current: list[tuple[float, float]] = []
-    for t, v in points:
-        if v is None:
-            if current:
-                runs.append(current)
-                current = []
-            continue
-        current.append((t, v))
-    if current:
-        runs.append(current)
-    return runs
