@@ -50,7 +50,14 @@ class ClientApi:
         app.router.add_post("/v1/chat/completions", self._complete)
         app.router.add_post("/v1/completions", self._complete)
         app.router.add_get("/v1/models", self._models)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # A client that hangs up must free its worker slot at once: cancel its handler.
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            handler_cancellation=True,
+            shutdown_timeout=5.0,
+        )
         self._site: web.TCPSite | None = None
 
     @property
