@@ -143,6 +143,11 @@ class Connection(asyncio.Protocol):
                 self._dispatch(payload)
             except TLError as exc:
                 self.close(f"malformed packet: {exc}")
+            except Exception:
+                # A handler bug closes this link with a reason; it must not kill the loop's
+                # transport callback (asyncio would log and abort it less clearly).
+                _log.exception("%s: handling a frame failed", self.name)
+                self.close("internal error while handling a frame")
         if self._decoder.error is not None:
             self.close(f"malformed frame: {self._decoder.error}")
 

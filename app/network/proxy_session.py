@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from app.core.observable import Observable
 from app.network.answer import (
+    ERROR_ERROR,
     ERROR_PROTOVIOLATION,
     ZERO_TOKENS,
     FinalInfo,
@@ -360,7 +361,12 @@ class ProxySession:
                     self._empty_final(started),
                 )
                 return
-            await self._server.serve(query, request, sink)
+            try:
+                await self._server.serve(query, request, sink)
+            except Exception:
+                # A bug below must cost one request, not the link or a silent proxy-side hang.
+                _log.exception("proxy %s: serving a request failed", self.target)
+                await sink.error(ERROR_ERROR, "worker: internal error", self._empty_final(started))
         finally:
             self._ledger.finish(sink.final, failed=sink.failed)
 

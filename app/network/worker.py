@@ -51,6 +51,7 @@ class WorkerStatus:
 
     running: bool = False
     enabled: bool = True
+    disabled_by: tuple[str, ...] = ()
     coefficient: int = 1000
     connected_proxies: int = 0
     proxies: tuple[SessionState, ...] = ()
@@ -102,6 +103,7 @@ class CocoonWorker:
         self._retired: set[asyncio.Task[str]] = set()
         self._supervisor: asyncio.Task[None] | None = None
         self._enabled = True
+        self._disabled_by: set[str] = set()
         self._coefficient = config.coefficient
         self._last_error = ""
         self._running = False
@@ -132,11 +134,20 @@ class CocoonWorker:
         self._targets.clear()
         self._publish()
 
-    def set_enabled(self, enabled: bool) -> None:
-        """Accept new requests (True) or ask proxies to route none (False)."""
-        self._enabled = enabled
+    def set_enabled(self, enabled: bool, *, source: str = "operator") -> None:
+        """Accept new requests or not; disabled while any ``source`` says so.
+
+        Sources are independent switches (``"operator"``, ``"thermal"``, ``"backend"``...): the
+        thermal guard re-enabling does not override an operator's pause. Proxies are told with
+        ``worker.enabledDisabled`` and stop routing; running requests finish.
+        """
+        if enabled:
+            self._disabled_by.discard(source)
+        else:
+            self._disabled_by.add(source)
+        self._enabled = not self._disabled_by
         for session in self._sessions():
-            session.set_enabled(enabled)
+            session.set_enabled(self._enabled)
         self._publish()
 
     def set_coefficient(self, coefficient: int) -> None:
@@ -259,6 +270,7 @@ class CocoonWorker:
             WorkerStatus(
                 running=self._running,
                 enabled=self._enabled,
+                disabled_by=tuple(sorted(self._disabled_by)),
                 coefficient=self._coefficient,
                 connected_proxies=sum(1 for s in states if s.phase == "ready"),
                 proxies=states,

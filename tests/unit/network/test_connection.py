@@ -331,3 +331,17 @@ async def test_query_timeout_leaves_the_link_usable() -> None:
             await conn.query(b"\x24\xa5\x70\xdc", 0.01)
         assert await conn.query(b"\x24\xa5\x70\xdc", 5) == b"ok!!"
         await conn.aclose()
+
+
+@pytest.mark.allow_log_warnings
+async def test_a_failing_packet_handler_closes_only_that_link(
+    listener: tuple[_Listener, int],
+) -> None:
+    lst, port = listener
+
+    def broken(data: bytes) -> None:
+        raise RuntimeError("bug")
+
+    conn = await open_connection(host="127.0.0.1", port=port, on_packet=broken, keepalive=FAST)
+    lst.connections[0].send_packet(b"abcd")
+    assert await conn.wait_closed() == "internal error while handling a frame"

@@ -261,3 +261,29 @@ async def test_the_proxy_vanishing_mid_stream(streaming_rig: _Rig) -> None:
     assert reason.startswith(("peer closed", "connection lost"))
     assert (rig.ledger.active, rig.ledger.failed) == (0, 1)
     await wait_for(lambda: asyncio.all_tasks() <= baseline, "tasks back to baseline")
+
+
+class _BrokenServer:
+    async def serve(self, query: object, request: object, sink: object) -> object:
+        raise RuntimeError("bug in the request server")
+
+
+@pytest.mark.allow_log_warnings
+async def test_a_failing_request_server_answers_602_and_keeps_the_link() -> None:
+    proxy = ScriptedProxy()
+    await proxy.start()
+    rig = _Rig(proxy, _BrokenServer(), NO_POLL)  # type: ignore[arg-type]
+    try:
+        await proxy.replay_handshake()
+        proxy.send(r2w(5))
+        error = decode((await proxy.read())["data"])
+        assert (error.name, error["error_code"], error["error"]) == (
+            "proxy.queryAnswerErrorEx",
+            602,
+            "worker: internal error",
+        )
+        assert rig.session.is_ready
+        assert (rig.ledger.failed, rig.ledger.active) == (1, 0)
+    finally:
+        assert await rig.finish() == "test over"
+        await proxy.aclose()

@@ -152,8 +152,15 @@ async def test_enable_disable_and_coefficient_reach_the_proxy(server: RequestSer
         assert worker.status.value.coefficient == 2000
         with pytest.raises(ValueError, match="coefficient"):
             worker.set_coefficient(-1)
-        worker.set_enabled(False)
+        worker.set_enabled(False, source="thermal")
         await wait_for(lambda: not link.enabled, "disabled")
+        worker.set_enabled(False)
+        worker.set_enabled(True, source="thermal")  # cooling down does not undo a pause
+        assert worker.status.value.disabled_by == ("operator",)
+        assert not worker.status.value.enabled
+        worker.set_enabled(True)
+        await wait_for(lambda: link.enabled, "enabled again")
+        assert not worker.status.value.disabled_by
     finally:
         await worker.aclose()
         await proxy.aclose()
