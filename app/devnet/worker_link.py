@@ -101,7 +101,6 @@ class WorkerLink:
         self.worker_sc_address = ""
         self.running: dict[bytes, RunningQuery] = {}
         self.average_time = 1.0
-        self._close_reason = ""
 
     @property
     def base_model(self) -> str:
