@@ -1,21 +1,475 @@
-"""``WalletPage``: balance, address, history and withdrawals of the user's TON wallet."""
+"""``WalletPage``: set up (create/import), unlock, then balance, node wallet, address, history,
+withdrawals and CSV export of the user's TON wallet, all through a ``WalletViewModel``."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
 
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.money import format_ton
+from app.ui.dialogs.building_blocks import message_label
+from app.ui.dialogs.create_wallet import CreateWalletDialog
+from app.ui.dialogs.import_wallet import ImportWalletDialog
+from app.ui.dialogs.modal import run_modal
+from app.ui.dialogs.password import NewPasswordDialog, password_edit
+from app.ui.dialogs.withdraw import WithdrawDialog
 from app.ui.pages.page import Card, Page
+from app.ui.pages.wallet_history import HistoryTable
+from app.ui.qt_async import async_slot
+from app.ui.viewmodels.wallet import Failure, HistoryView, WalletViewModel
+from app.wallet.keyring_cache import KeyringStatus
+from app.wallet.wallet_state import WalletState
+from app.wallet.withdrawals import WithdrawalRequest
+
+SETUP, LOCKED, UNLOCKED = 0, 1, 2
+_OFFLINE_BADGE = (
+    "background: #fde68a; color: #92400e; border-radius: 8px; padding: 2px 8px; font-weight: 600;"
+)
+
+
+def _button(text: str, *, primary: bool = False) -> QPushButton:
+    button = QPushButton(text)
+    if primary:
+        button.setObjectName("Primary")
+    return button
 
 
 class WalletPage(Page):
-    """The wallet overview; the wallet service fills the cards once a wallet is unlocked."""
+    """Shows the wallet for one network; without a view-model, a placeholder (no wallet service)."""
 
-    def __init__(self) -> None:
+    def __init__(self, view_model: WalletViewModel | None = None) -> None:
         super().__init__(
             "Wallet", "Your earnings arrive here. Withdraw TON to any wallet at any time."
         )
-        self.balance_card = Card("Balance", "—", "No wallet yet")
-        self.body.addWidget(self.balance_card)
-        hint = QLabel("Create or import a wallet to receive your earnings.")
-        hint.setObjectName("Muted")
-        self.body.addWidget(hint)
+        self.dialog: QDialog | None = None  # the dialog open right now (tests drive it)
+        if view_model is None:
+            self.balance_card = Card("Balance", "—", "No wallet yet")
+            self.body.addWidget(self.balance_card)
+            hint = QLabel("Create or import a wallet to receive your earnings.")
+            hint.setObjectName("Muted")
+            self.body.addWidget(hint)
+            return
+        self._vm = view_model
+        self.views = QStackedWidget()
+        self.views.addWidget(self._setup_view())
+        self.views.addWidget(self._unlock_view())
+        self.views.addWidget(self._wallet_view())
+        self.body.addWidget(self.views, 1)
+        self.message = message_label("Muted")
+        self.body.addWidget(self.message)
+        view_model.state_changed.connect(self._show_state)
+        view_model.history_changed.connect(self._show_history)
+        view_model.keyring_changed.connect(self._show_keyring)
+        view_model.owner_changed.connect(self._show_owner)
+        self._show_state(view_model.state)
+        self._show_owner(view_model.owner_line())
+        status = view_model.keyring_status
+        if status is not None:
+            self._show_keyring(status)
+
+    # -- views ------------------------------------------------------------------------------
+
+    def _setup_view(self) -> QWidget:
+        view = QWidget()
+        row = QHBoxLayout(view)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.create_button = _button("Create a wallet", primary=True)
+        self.create_button.clicked.connect(self._on_create)
+        self.import_button = _button("Import a wallet")
+        self.import_button.clicked.connect(self._on_import)
+        for title, detail, button in (
+            (
+                "New wallet",
+                "A new TON wallet on this computer, with a 24-word recovery phrase you write "
+                "down on paper.",
+                self.create_button,
+            ),
+            (
+                "Existing wallet",
+                "Use a wallet you already have (Tonkeeper, MyTonWallet…) by typing its 24 words.",
+                self.import_button,
+            ),
+        ):
+            card = Card(title, "", detail)
+            card.value.hide()
+            _layout_of(card).addStretch(1)  # buttons line up at the bottom of both cards
+            _layout_of(card).addWidget(button)
+            row.addWidget(card, 1)
+        return _top_aligned(view)
+
+    def _unlock_view(self) -> QWidget:
+        card = Card("Wallet locked", "", "")
+        card.value.setObjectName("Mono")
+        card.value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        card.value.setStyleSheet("font-family: monospace; font-size: 14px;")
+        self.unlock_card = card
+        self.password = password_edit("password")
+        self.password.returnPressed.connect(self._on_unlock)
+        self.remember = QCheckBox("Unlock without password on this computer")
+        self.remember.setToolTip("Keeps the wallet's key in the system keyring of this computer")
+        self.keyring_note = message_label("Muted")
+        self.unlock_button = _button("Unlock", primary=True)
+        self.unlock_button.clicked.connect(self._on_unlock)
+        self.unlock_saved_button = _button("Unlock without password")
+        self.unlock_saved_button.clicked.connect(self._on_unlock_saved)
+        self.unlock_saved_button.setVisible(self._vm.has_keyring)
+        self.remember.setVisible(self._vm.has_keyring)
+        self.unlock_error = message_label()
+        row = QHBoxLayout()
+        row.addWidget(self.password, 1)
+        row.addWidget(self.unlock_button)
+        row.addWidget(self.unlock_saved_button)
+        layout = _layout_of(card)
+        for item in (row, self.remember, self.keyring_note, self.unlock_error):
+            if isinstance(item, QWidget):
+                layout.addWidget(item)
+            else:
+                layout.addLayout(item)
+        return _top_aligned(card)
+
+    def _wallet_view(self) -> QWidget:
+        view = QWidget()
+        layout = QVBoxLayout(view)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(12)
+        cards = QHBoxLayout()
+        self.balance_card = Card("Balance", "—", "")
+        self.offline_badge = QLabel("Offline")
+        self.offline_badge.setStyleSheet(_OFFLINE_BADGE)
+        self.offline_badge.setToolTip("The last known balance is shown; it refreshes when online.")
+        title_row = QHBoxLayout()
+        _layout_of(self.balance_card).removeWidget(self.balance_card.caption)
+        title_row.addWidget(self.balance_card.caption)
+        title_row.addStretch(1)
+        title_row.addWidget(self.offline_badge)
+        balance_layout = _layout_of(self.balance_card)
+        balance_layout.insertLayout(0, title_row)
+        self.node_card = Card("Node wallet (worker gas)", "—", "")
+        self.top_up_button = _button("Top up from my wallet")
+        self.top_up_button.clicked.connect(self._on_top_up)
+        self.create_node_button = _button("Create node wallet")
+        self.create_node_button.clicked.connect(self._on_create_node)
+        node_buttons = QHBoxLayout()
+        node_buttons.addWidget(self.top_up_button)
+        node_buttons.addWidget(self.create_node_button)
+        node_buttons.addStretch(1)
+        node_layout = _layout_of(self.node_card)
+        node_layout.addLayout(node_buttons)
+        for card in (self.balance_card, self.node_card):
+            _layout_of(card).addStretch(1)  # both cards start at the top, whatever their height
+        cards.addWidget(self.balance_card, 1)
+        cards.addWidget(self.node_card, 1)
+        layout.addLayout(cards)
+        layout.addWidget(self._address_card())
+        layout.addLayout(self._actions())
+        self.pending_label = message_label("Warning")
+        layout.addWidget(self.pending_label)
+        self.history = HistoryTable(self._vm.display_address)
+        self.history.setMinimumHeight(160)
+        layout.addWidget(self.history, 1)
+        self.more_button = _button("Load older transfers")
+        self.more_button.clicked.connect(self._on_more)
+        layout.addWidget(self.more_button, 0, Qt.AlignmentFlag.AlignLeft)
+        return view
+
+    def _address_card(self) -> Card:
+        card = Card("Your address", "", "")
+        card.value.hide()
+        self.address = QLineEdit()
+        self.address.setReadOnly(True)
+        self.address.setStyleSheet("font-family: monospace; font-size: 14px; border: none;")
+        self.copy_button = _button("Copy")
+        self.copy_button.clicked.connect(self.copy_address)
+        row = QHBoxLayout()
+        row.addWidget(self.address, 1)
+        row.addWidget(self.copy_button)
+        layout = _layout_of(card)
+        layout.insertLayout(1, row)
+        self.owner_label = card.detail
+        self.owner_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        return card
+
+    def _actions(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.withdraw_button = _button("Withdraw…", primary=True)
+        self.withdraw_button.clicked.connect(self._on_withdraw)
+        self.refresh_button = _button("Refresh")
+        self.refresh_button.clicked.connect(self._on_refresh)
+        self.export_button = _button("Export CSV…")
+        self.export_button.clicked.connect(self._on_export)
+        self.faucet_button = _button("Get 10 test TON")
+        self.faucet_button.clicked.connect(self._on_faucet)
+        self.faucet_button.setVisible(self._vm.has_faucet)
+        self.lock_button = _button("Lock")
+        self.lock_button.clicked.connect(self._vm.lock)
+        for button in (
+            self.withdraw_button,
+            self.refresh_button,
+            self.export_button,
+            self.faucet_button,
+        ):
+            row.addWidget(button)
+        row.addStretch(1)
+        row.addWidget(self.lock_button)
+        return row
+
+    # -- state ------------------------------------------------------------------------------
+
+    def _show_state(self, state: WalletState) -> None:
+        if state.active is None:
+            self.views.setCurrentIndex(SETUP)
+            return
+        self.unlock_card.value.setText(state.active.address)
+        self.address.setText(state.active.address)
+        self.views.setCurrentIndex(LOCKED if state.locked else UNLOCKED)
+        if state.balance is None:
+            self.balance_card.value.setText("—")
+        else:
+            self.balance_card.value.setText(format_ton(state.balance, trim=True, unit=True))
+            self.balance_card.value.setToolTip(format_ton(state.balance, unit=True))
+        self.balance_card.detail.setText(_balance_detail(state))
+        self.offline_badge.setVisible(state.offline)
+        node = state.node_wallet
+        if node is None:
+            self.node_card.show_value("—", "No node wallet yet. The worker pays gas from it.")
+        else:
+            self.node_card.show_value(
+                format_ton(node.balance, trim=True, unit=True), f"{node.describe()}\n{node.address}"
+            )
+        self.create_node_button.setVisible(node is None)
+        self.top_up_button.setVisible(node is not None)
+        self.top_up_button.setEnabled(node is not None and not node.ready)
+        pending = state.pending_send
+        self.pending_label.setVisible(pending is not None)
+        if pending is not None:
+            amount = (
+                "the whole balance"
+                if pending.send_all
+                else format_ton(pending.amount, trim=True, unit=True)
+            )
+            self.pending_label.setText(
+                f"Sending {amount} to {pending.destination}: waiting for confirmation."
+            )
+        self.history.show_rows(self._vm.history.entries, pending)
+
+    def _show_history(self, view: HistoryView) -> None:
+        self.history.show_rows(view.entries, self._vm.state.pending_send)
+        self.more_button.setVisible(view.has_more)
+
+    def _show_keyring(self, status: KeyringStatus) -> None:
+        usable = status.available is not False
+        self.remember.setEnabled(usable)
+        self.unlock_saved_button.setEnabled(usable)
+        if not usable:
+            self.remember.setChecked(False)
+        self.keyring_note.setText("" if usable else status.message)
+
+    def _show_owner(self, line: str) -> None:
+        self.owner_label.setText(f"Earnings go to: {line}")
+
+    def _say(self, result: object, success: str = "") -> bool:
+        """Show a command's failure (or ``success``) in the page's message line."""
+        if isinstance(result, Failure):
+            self.message.setObjectName("Error")
+            self.message.setText(result.text)
+            ok = False
+        else:
+            self.message.setObjectName("Muted")
+            self.message.setText(success)
+            ok = True
+        self.message.style().unpolish(self.message)
+        self.message.style().polish(self.message)
+        return ok
+
+    # -- commands (public so tests can await them; buttons reach them through slots) --------
+
+    async def create_wallet(self) -> None:
+        mnemonic = await self._vm.new_mnemonic()
+        if not self._say(mnemonic) or isinstance(mnemonic, Failure):
+            return
+        if await self._open(CreateWalletDialog(self._vm, mnemonic, self)):
+            self._say(None, "Wallet created. Unlock it with your new password.")
+
+    async def import_wallet(self) -> None:
+        if await self._open(ImportWalletDialog(self._vm, self)):
+            self._say(None, "Wallet imported. Unlock it with your new password.")
+
+    async def unlock(self) -> bool:
+        with _disabled(self.unlock_button):
+            result = await self._vm.unlock(self.password.text(), remember=self.remember.isChecked())
+        self.password.clear()
+        self.unlock_error.setText(result.text if isinstance(result, Failure) else "")
+        return not isinstance(result, Failure)
+
+    async def unlock_saved(self) -> bool:
+        with _disabled(self.unlock_saved_button):
+            result = await self._vm.unlock_saved()
+        self.unlock_error.setText(result.text if isinstance(result, Failure) else "")
+        return not isinstance(result, Failure)
+
+    async def refresh(self) -> None:
+        with _disabled(self.refresh_button):
+            self._say(await self._vm.refresh())
+
+    async def load_more(self) -> None:
+        with _disabled(self.more_button):
+            self._say(await self._vm.load_more_history())
+
+    async def withdraw(self, request: WithdrawalRequest | None = None) -> None:
+        await self._open(WithdrawDialog(self._vm, request, self))
+
+    async def top_up(self) -> None:
+        request = self._vm.top_up_request()
+        if self._say(request) and not isinstance(request, Failure):
+            await self.withdraw(request)
+
+    async def create_node_wallet(self) -> None:
+        dialog = NewPasswordDialog(
+            "Create the node wallet",
+            "The worker pays network fees (gas) from a separate node wallet, which needs at least "
+            "2.1 TON. Choose a password to encrypt its key on this computer.",
+            self._vm.create_node_wallet,
+            self,
+        )
+        if await self._open(dialog):
+            self._say(None, "Node wallet created. Top it up from your wallet.")
+
+    async def export_csv(self) -> None:
+        dialog = QFileDialog(self, "Export the wallet history", "wallet-history.csv")
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setNameFilter("CSV files (*.csv)")
+        dialog.setDefaultSuffix("csv")
+        dialog.setOption(QFileDialog.Option.DontUseNativeDialog)
+        if not await self._open(dialog) or not dialog.selectedFiles():
+            return
+        path = Path(dialog.selectedFiles()[0])
+        with _disabled(self.export_button):
+            rows = await self._vm.export_csv(path)
+        self._say(rows, f"Exported {rows} rows to {path}.")
+
+    async def faucet(self) -> None:
+        with _disabled(self.faucet_button):
+            self._say(await self._vm.faucet(), "Added 10 test TON.")
+
+    def copy_address(self) -> None:
+        """Copy the wallet's (public) address; the user asked for it by clicking Copy."""
+        QGuiApplication.clipboard().setText(self.address.text())
+        self._say(None, "Address copied.")
+
+    async def _open(self, dialog: QDialog) -> bool:
+        self.dialog = dialog
+        try:
+            accepted = await run_modal(dialog) == QDialog.DialogCode.Accepted
+            if isinstance(dialog, WithdrawDialog):
+                await dialog.wait_followed()
+            return accepted
+        finally:
+            self.dialog = None
+            dialog.deleteLater()
+
+    # -- slots ------------------------------------------------------------------------------
+
+    @async_slot()
+    async def _on_create(self) -> None:
+        with _disabled(self.create_button):
+            await self.create_wallet()
+
+    @async_slot()
+    async def _on_import(self) -> None:
+        with _disabled(self.import_button):
+            await self.import_wallet()
+
+    @async_slot()
+    async def _on_unlock(self) -> None:
+        await self.unlock()
+
+    @async_slot()
+    async def _on_unlock_saved(self) -> None:
+        await self.unlock_saved()
+
+    @async_slot()
+    async def _on_refresh(self) -> None:
+        await self.refresh()
+
+    @async_slot()
+    async def _on_more(self) -> None:
+        await self.load_more()
+
+    @async_slot()
+    async def _on_withdraw(self) -> None:
+        with _disabled(self.withdraw_button):
+            await self.withdraw()
+
+    @async_slot()
+    async def _on_top_up(self) -> None:
+        with _disabled(self.top_up_button):
+            await self.top_up()
+
+    @async_slot()
+    async def _on_create_node(self) -> None:
+        with _disabled(self.create_node_button):
+            await self.create_node_wallet()
+
+    @async_slot()
+    async def _on_export(self) -> None:
+        await self.export_csv()
+
+    @async_slot()
+    async def _on_faucet(self) -> None:
+        await self.faucet()
+
+
+def _balance_detail(state: WalletState) -> str:
+    parts: list[str] = []
+    if state.last_refresh is not None:
+        parts.append(f"Updated {datetime.fromtimestamp(state.last_refresh).strftime('%H:%M:%S')}")
+    if state.offline:
+        parts.append("offline: showing the last known balance")
+    if state.refresh_error:
+        parts.append(f"refresh failed: {state.refresh_error}")
+    if state.deployed is False and state.balance:
+        parts.append("the first send also deploys the wallet (a small one-time fee)")
+    return " · ".join(parts) if parts else "Not refreshed yet"
+
+
+def _layout_of(card: Card) -> QVBoxLayout:
+    layout = card.layout()
+    if not isinstance(layout, QVBoxLayout):
+        raise TypeError("a Card lays out its rows vertically")
+    return layout
+
+
+def _top_aligned(widget: QWidget) -> QWidget:
+    holder = QWidget()
+    layout = QVBoxLayout(holder)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(widget)
+    layout.addStretch(1)
+    return holder
+
+
+@contextlib.contextmanager
+def _disabled(button: QPushButton) -> Iterator[None]:
+    """Disable ``button`` while its command runs, so a double click cannot start it twice."""
+    button.setEnabled(False)
+    try:
+        yield
+    finally:
+        button.setEnabled(True)

@@ -1,0 +1,1 @@
+"""Dialogs of the desktop UI (wallet creation, import, withdrawal, passwords)."""

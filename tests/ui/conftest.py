@@ -1,0 +1,109 @@
+"""UI test fixtures: a real WalletService over an in-memory SimulatedChain and its view-model."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import nacl.pwhash
+import pytest
+from PySide6.QtWidgets import QApplication, QDialog, QWidget
+
+from app.core.money import Nanoton
+from app.core.observable import Observable
+from app.core.paths import AppPaths
+from app.core.settings import Settings, WalletSettings
+from app.ui.theme import style_sheet
+from app.ui.viewmodels.wallet import WalletViewModel
+from app.wallet.keyring_cache import KeyringCache
+from app.wallet.service import WalletService
+from app.wallet.simulated_chain import SimulatedChain
+from app.wallet.vault import KdfParams
+from tests.conftest import MemoryKeyring
+
+T = TypeVar("T")
+
+# The cheapest Argon2id parameters libsodium allows, so wallet UI tests stay fast.
+FAST_KDF = KdfParams(
+    opslimit=nacl.pwhash.argon2id.OPSLIMIT_MIN, memlimit=nacl.pwhash.argon2id.MEMLIMIT_MIN
+)
+# Set COCOON_UI_SHOTS=/tmp/ui-shots to save PNGs of the wallet page and dialogs for review.
+SHOTS_ENV = "COCOON_UI_SHOTS"
+
+
+@pytest.fixture
+def sim_chain() -> SimulatedChain:
+    return SimulatedChain()
+
+
+@pytest.fixture
+def keyring_cache() -> KeyringCache:
+    """A fresh in-memory keyring per test, so a key remembered by one test is not in another."""
+    return KeyringCache(backend=MemoryKeyring())
+
+
+@pytest.fixture
+async def wallet_service(
+    tmp_path: Path, sim_chain: SimulatedChain, keyring_cache: KeyringCache
+) -> AsyncIterator[WalletService]:
+    service = WalletService(
+        AppPaths(tmp_path / "data").ensure(),
+        "devnet",
+        sim_chain,
+        settings=WalletSettings(large_first_send_nanoton=5 * 10**9),
+        keyring=keyring_cache,
+        kdf=FAST_KDF,
+        refresh_interval_s=None,
+    )
+    await service.start()
+    yield service
+    await service.aclose()
+
+
+@pytest.fixture
+def wallet_settings() -> Observable[Settings]:
+    return Observable(Settings())
+
+
+@pytest.fixture
+def wallet_vm(
+    wallet_service: WalletService,
+    sim_chain: SimulatedChain,
+    wallet_settings: Observable[Settings],
+    keyring_cache: KeyringCache,
+) -> Iterator[WalletViewModel]:
+    async def faucet(address: str, amount: Nanoton) -> object:
+        return await sim_chain.mint(address, amount, comment="devnet faucet")
+
+    vm = WalletViewModel(
+        wallet_service, keyring=keyring_cache, settings=wallet_settings, faucet=faucet
+    )
+    yield vm
+    vm.close()
+
+
+async def until(condition: Callable[[], T | None], *, limit_s: float = 10.0) -> T:
+    """Let the event loop run until ``condition()`` is truthy (a bound, not a timing check)."""
+    async with asyncio.timeout(limit_s):
+        # Qt widget state has no event to await: poll it while the loop runs the commands.
+        while not (value := condition()):  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+    return value
+
+
+def shot(widget: QWidget, name: str) -> None:
+    """Save a PNG of ``widget`` with the app's style sheet when COCOON_UI_SHOTS names a folder."""
+    folder = os.environ.get(SHOTS_ENV)
+    if not folder:
+        return
+    widget.setStyleSheet(style_sheet())
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    if isinstance(widget, QDialog):
+        # As on screen: shown, laid out (word-wrapped labels get their heights), then grabbed.
+        widget.show()
+        widget.adjustSize()
+        QApplication.processEvents()
+    assert widget.grab().save(str(Path(folder) / f"{name}.png"))
