@@ -353,7 +353,7 @@ class ProxySession:
         self._ledger.begin()
         try:
             try:
-                request = _http_request(obj["query"])
+                request = parse_http_request(obj["query"])
             except TLError as exc:
                 await sink.error(
                     ERROR_PROTOVIOLATION,
@@ -402,7 +402,8 @@ class ProxySession:
         return reason
 
 
-def _http_request(raw: bytes) -> HttpRequest:
+def parse_http_request(raw: bytes) -> HttpRequest:
+    """``runQueryEx.query`` (a boxed ``http.request``) as the request server's value type."""
     obj = decode(raw, expect="http.request")
     return HttpRequest(
         method=obj["method"],
