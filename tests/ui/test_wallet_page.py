@@ -88,7 +88,6 @@ def test_placeholder_without_a_view_model(qtbot: QtBot) -> None:
     assert page.balance_card.value.text() == "—"
 
 
-@pytest.mark.slow
 async def test_create_unlock_fund_and_withdraw(
     qtbot: QtBot,
     wallet_vm: WalletViewModel,

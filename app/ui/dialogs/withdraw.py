@@ -44,16 +44,20 @@ DETAILS, REVIEW, RESULT = 0, 1, 2
 
 
 class WithdrawDialog(QDialog):
-    """Sends TON from the active wallet; ``request`` pre-fills the form (e.g. a top-up)."""
+    """Sends TON from the active wallet; ``request`` pre-fills the form (e.g. a top-up);
+    ``poll_s`` is how often a pending transfer is re-checked."""
 
     def __init__(
         self,
         view_model: WalletViewModel,
         request: WithdrawalRequest | None = None,
         parent: QWidget | None = None,
+        *,
+        poll_s: float = PENDING_POLL_S,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Withdraw TON")
+        self._poll_s = poll_s
         self.setMinimumWidth(600)
         self._vm = view_model
         self._plan: WithdrawalPlan | None = None
@@ -305,7 +309,7 @@ class WithdrawDialog(QDialog):
     async def _follow_pending(self) -> None:
         """Refresh until the wallet no longer has a pending send (the dialog may be closed)."""
         while self._vm.state.pending_send is not None:
-            await asyncio.sleep(PENDING_POLL_S)
+            await asyncio.sleep(self._poll_s)
             await self._vm.refresh()
         self.result_title.setText("Settled")
         self.result_detail.setText(

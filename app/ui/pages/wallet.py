@@ -72,6 +72,9 @@ class WalletPage(Page):
         self.views.addWidget(self._unlock_view())
         self.views.addWidget(self._wallet_view())
         self.body.addWidget(self.views, 1)
+        outer = self.layout()
+        if isinstance(outer, QVBoxLayout):
+            outer.setStretchFactor(self.body, 1)  # the history table takes the free height
         self.message = message_label("Muted")
         self.body.addWidget(self.message)
         view_model.state_changed.connect(self._show_state)
