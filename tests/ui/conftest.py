@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -69,12 +69,12 @@ def wallet_settings() -> Observable[Settings]:
 
 
 @pytest.fixture
-def wallet_vm(
+async def wallet_vm(
     wallet_service: WalletService,
     sim_chain: SimulatedChain,
     wallet_settings: Observable[Settings],
     keyring_cache: KeyringCache,
-) -> Iterator[WalletViewModel]:
+) -> AsyncIterator[WalletViewModel]:
     async def faucet(address: str, amount: Nanoton) -> object:
         return await sim_chain.mint(address, amount, comment="devnet faucet")
 
@@ -82,7 +82,7 @@ def wallet_vm(
         wallet_service, keyring=keyring_cache, settings=wallet_settings, faucet=faucet
     )
     yield vm
-    vm.close()
+    await vm.aclose()
 
 
 async def until(condition: Callable[[], T | None], *, limit_s: float = 10.0) -> T:

@@ -215,7 +215,7 @@ async def test_a_lost_broadcast_is_followed_until_it_settles(qtbot: QtBot, tmp_p
     assert (await chain.get_account_state(PEER_FRIENDLY)).balance == 2 * 10**9
     dialog.accept()
     await dialog.wait_followed()
-    vm.close()
+    await vm.aclose()
     await service.aclose()
 
 

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QFileDialog
 from pytestqt.qtbot import QtBot
 
 from app.core.observable import Observable
+from app.core.paths import AppPaths
 from app.core.settings import Settings, WorkerSettings
 from app.ui.dialogs.create_wallet import CreateWalletDialog
 from app.ui.dialogs.import_wallet import ImportWalletDialog
@@ -20,10 +21,12 @@ from app.ui.dialogs.password import NewPasswordDialog
 from app.ui.dialogs.withdraw import WithdrawDialog
 from app.ui.pages.wallet import LOCKED, SETUP, UNLOCKED, WalletPage
 from app.ui.viewmodels.wallet import WalletViewModel
+from app.wallet.keyring_cache import KeyringCache
 from app.wallet.pending import SendStatus
 from app.wallet.service import WalletService
 from app.wallet.simulated_chain import SimulatedChain
-from tests.ui.conftest import shot, until
+from tests.conftest import MemoryKeyring
+from tests.ui.conftest import FAST_KDF, shot, until
 from tests.unit.wallet.conftest import TEST_VECTOR_PHRASE
 
 PASSWORD = "correct horse battery"
@@ -319,3 +322,133 @@ async def test_buttons_reach_their_commands(
     dialog = await until(lambda: page.dialog)
     dialog.reject()
     await until(lambda: page.dialog is None)
+
+
+async def test_history_follows_the_services_own_refreshes(
+    qtbot: QtBot,
+    wallet_vm: WalletViewModel,
+    wallet_service: WalletService,
+    sim_chain: SimulatedChain,
+) -> None:
+    summary = await wallet_service.import_(TEST_VECTOR_PHRASE, PASSWORD)
+    page = make_page(qtbot, wallet_vm)
+    page.password.setText(PASSWORD)
+    assert await page.unlock()
+    assert page.history.rowCount() == 0
+    await sim_chain.mint(summary.raw_address, 3 * TON, comment="earnings")
+    await wallet_service.refresh()  # the service's timer, not the page, saw the money
+    assert page.balance_card.value.text() == "3 TON"
+    await until(lambda: page.history.rowCount() == 1)
+    assert cell(page, 0, 5) == "earnings"
+
+
+async def test_offline_keeps_the_last_balance_with_a_badge(
+    qtbot: QtBot,
+    wallet_vm: WalletViewModel,
+    wallet_service: WalletService,
+    sim_chain: SimulatedChain,
+) -> None:
+    await wallet_service.import_(TEST_VECTOR_PHRASE, PASSWORD)
+    page = make_page(qtbot, wallet_vm)
+    page.password.setText(PASSWORD)
+    assert await page.unlock()
+    await page.faucet()
+    assert page.offline_badge.isHidden()
+    sim_chain.online.set(False)
+    assert not page.offline_badge.isHidden()
+    assert page.balance_card.value.text() == "10 TON"
+    assert "offline" in page.balance_card.detail.text()
+    shot(page, "page-4-offline")
+    sim_chain.online.set(True)
+    assert page.offline_badge.isHidden()
+
+
+class BrokenKeyring(MemoryKeyring):
+    """A system keyring that fails every call (no D-Bus session, locked collection…)."""
+
+    def get_password(self, service: str, username: str) -> str | None:
+        raise RuntimeError("no secret service")
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        raise RuntimeError("no secret service")
+
+
+async def test_remember_degrades_with_the_keyrings_message(
+    qtbot: QtBot, tmp_path: Path, sim_chain: SimulatedChain
+) -> None:
+    cache = KeyringCache(backend=BrokenKeyring())
+    service = WalletService(
+        AppPaths(tmp_path / "data").ensure(),
+        "devnet",
+        sim_chain,
+        keyring=cache,
+        kdf=FAST_KDF,
+        refresh_interval_s=None,
+    )
+    await service.start()
+    await service.import_(TEST_VECTOR_PHRASE, PASSWORD)
+    vm = WalletViewModel(service, keyring=cache)
+    page = make_page(qtbot, vm)
+    assert page.remember.isEnabled()
+    page.password.setText(PASSWORD)
+    page.remember.setChecked(True)
+    assert await page.unlock()  # the password worked; only remembering it failed
+    assert not page.remember.isEnabled()
+    assert not page.remember.isChecked()
+    assert "keyring is not available (RuntimeError)" in page.keyring_note.text()
+    page.lock_button.click()
+    assert not await page.unlock_saved()
+    assert "keyring is not available" in page.unlock_error.text()
+    shot(page, "page-2-keyring-degraded")
+    await vm.aclose()
+    await service.aclose()
+
+
+class GatedChain(SimulatedChain):
+    """Holds every broadcast until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def send_boc(self, boc: bytes) -> None:
+        await self.gate.wait()
+        await super().send_boc(boc)
+
+
+async def test_the_dialog_stays_open_while_sending_and_the_page_shows_progress(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    chain = GatedChain()
+    service = WalletService(
+        AppPaths(tmp_path / "data").ensure(),
+        "devnet",
+        chain,
+        kdf=FAST_KDF,
+        refresh_interval_s=None,
+    )
+    await service.start()
+    summary = await service.import_(TEST_VECTOR_PHRASE, PASSWORD)
+    await chain.mint(summary.raw_address, 5 * TON)
+    vm = WalletViewModel(service)
+    page = make_page(qtbot, vm)
+    page.password.setText(PASSWORD)
+    assert await page.unlock()
+    task, dialog = await open_withdraw(page)
+    dialog.destination.setText(PEER_FRIENDLY)
+    dialog.amount.setText("1")
+    assert await dialog.review()
+    sending = asyncio.create_task(dialog.send())
+    await until(lambda: dialog.result_title.text() == "Sending…")
+    assert not dialog.close_button.isEnabled()
+    dialog.reject()  # Esc / the window's close button while signing and broadcasting
+    assert page.dialog is dialog
+    assert not task.done()
+    chain.gate.set()
+    assert await sending
+    assert dialog.result_title.text() == "Sent"
+    dialog.accept()
+    await task
+    assert cell(page, 0, 1) == "Sent"
+    await vm.aclose()
+    await service.aclose()

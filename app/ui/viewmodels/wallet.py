@@ -8,6 +8,7 @@ show (message plus hint). Secrets pass through as arguments only; nothing here s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,9 @@ class WalletViewModel(QObject):
         self._cursor: HistoryCursor | None = None
         active = wallet.state.value.active
         self._active_id = active.wallet_id if active else None
+        self._shown = wallet.state.value
+        self._refreshing = 0  # explicit refreshes running (they reload the history themselves)
+        self._history_task: asyncio.Task[None] | None = None
         self._unsubscribers: list[Unsubscribe] = [wallet.state.subscribe(self._state)]
         if keyring is not None:
             self._unsubscribers.append(keyring.status.subscribe(self.keyring_changed.emit))
@@ -97,9 +101,20 @@ class WalletViewModel(QObject):
             self._unsubscribers.append(settings.subscribe(lambda _s: self._emit_owner()))
 
     def close(self) -> None:
+        """Stop observing the wallet (and cancel a background history reload)."""
         for unsubscribe in self._unsubscribers:
             unsubscribe()
         self._unsubscribers.clear()
+        if self._history_task is not None:
+            self._history_task.cancel()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, then wait until the background history reload has ended."""
+        self.close()
+        task, self._history_task = self._history_task, None
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     # -- state ------------------------------------------------------------------------------
 
@@ -240,10 +255,14 @@ class WalletViewModel(QObject):
         """Re-read balances and reload the newest history page."""
         if self.state.active is None:
             return None
-        result = await self._call(self._wallet.refresh())
-        if isinstance(result, Failure):
-            return result
-        return await self.reload_history()
+        self._refreshing += 1
+        try:
+            result = await self._call(self._wallet.refresh())
+            if isinstance(result, Failure):
+                return result
+            return await self.reload_history()
+        finally:
+            self._refreshing -= 1
 
     async def reload_history(self) -> Failure | None:
         page = await self._call(self._wallet.history(limit=HISTORY_PAGE_SIZE))
@@ -320,8 +339,25 @@ class WalletViewModel(QObject):
             self._cursor = None
             if self._history != HistoryView():
                 self._set_history(HistoryView())
+        previous, self._shown = self._shown, state
+        moved = (state.balance, state.pending_send) != (previous.balance, previous.pending_send)
+        if moved and state.active is not None and not self._refreshing:
+            self._reload_in_background()  # e.g. earnings seen by the service's refresh timer
         self.state_changed.emit(state)
         self._emit_owner()
+
+    def _reload_in_background(self) -> None:
+        if self._history_task is not None and not self._history_task.done():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no event loop (a synchronous caller): the next refresh reloads it
+        self._history_task = loop.create_task(self._reload_quietly())
+
+    async def _reload_quietly(self) -> None:
+        # A failure here is not the user's action: the state already says offline/refresh error.
+        await self.reload_history()
 
     def _set_history(self, view: HistoryView) -> None:
         self._history = view
