@@ -130,7 +130,7 @@ class WalletPage(Page):
         self.keyring_note = message_label("Muted")
         self.unlock_button = _button("Unlock", primary=True)
         self.unlock_button.clicked.connect(self._on_unlock)
-        self.unlock_saved_button = _button("Unlock without password")
+        self.unlock_saved_button = _button("Unlock with saved key")
         self.unlock_saved_button.clicked.connect(self._on_unlock_saved)
         self.unlock_saved_button.setVisible(self._vm.has_keyring)
         self.remember.setVisible(self._vm.has_keyring)
@@ -258,7 +258,7 @@ class WalletPage(Page):
             )
         self.create_node_button.setVisible(node is None)
         self.top_up_button.setVisible(node is not None)
-        self.top_up_button.setEnabled(node is not None and not node.ready)
+        self._apply_enabled()
         pending = state.pending_send
         self.pending_label.setVisible(pending is not None)
         if pending is not None:
@@ -278,8 +278,7 @@ class WalletPage(Page):
 
     def _show_keyring(self, status: KeyringStatus) -> None:
         usable = status.available is not False
-        self.remember.setEnabled(usable)
-        self.unlock_saved_button.setEnabled(usable)
+        self._apply_enabled()
         if not usable:
             self.remember.setChecked(False)
         self.keyring_note.setText("" if usable else status.message)
@@ -315,24 +314,24 @@ class WalletPage(Page):
             self._say(None, "Wallet imported. Unlock it with your new password.")
 
     async def unlock(self) -> bool:
-        with _disabled(self.unlock_button):
+        with self._disabled(self.unlock_button):
             result = await self._vm.unlock(self.password.text(), remember=self.remember.isChecked())
         self.password.clear()
         self.unlock_error.setText(result.text if isinstance(result, Failure) else "")
         return not isinstance(result, Failure)
 
     async def unlock_saved(self) -> bool:
-        with _disabled(self.unlock_saved_button):
+        with self._disabled(self.unlock_saved_button):
             result = await self._vm.unlock_saved()
         self.unlock_error.setText(result.text if isinstance(result, Failure) else "")
         return not isinstance(result, Failure)
 
     async def refresh(self) -> None:
-        with _disabled(self.refresh_button):
+        with self._disabled(self.refresh_button):
             self._say(await self._vm.refresh())
 
     async def load_more(self) -> None:
-        with _disabled(self.more_button):
+        with self._disabled(self.more_button):
             self._say(await self._vm.load_more_history())
 
     async def withdraw(self, request: WithdrawalRequest | None = None) -> None:
@@ -363,12 +362,12 @@ class WalletPage(Page):
         if not await self._open(dialog) or not dialog.selectedFiles():
             return
         path = Path(dialog.selectedFiles()[0])
-        with _disabled(self.export_button):
+        with self._disabled(self.export_button):
             rows = await self._vm.export_csv(path)
         self._say(rows, f"Exported {rows} rows to {path}.")
 
     async def faucet(self) -> None:
-        with _disabled(self.faucet_button):
+        with self._disabled(self.faucet_button):
             self._say(await self._vm.faucet(), "Added 10 test TON.")
 
     def copy_address(self) -> None:
@@ -387,16 +386,34 @@ class WalletPage(Page):
             self.dialog = None
             dialog.deleteLater()
 
+    @contextlib.contextmanager
+    def _disabled(self, button: QPushButton) -> Iterator[None]:
+        """Disable ``button`` while its command runs, so a double click cannot start it twice."""
+        button.setEnabled(False)
+        try:
+            yield
+        finally:
+            button.setEnabled(True)
+            self._apply_enabled()  # some buttons depend on the state the command changed
+
+    def _apply_enabled(self) -> None:
+        node = self._vm.state.node_wallet
+        self.top_up_button.setEnabled(node is not None and not node.ready)
+        status = self._vm.keyring_status
+        usable = status is None or status.available is not False
+        self.remember.setEnabled(usable)
+        self.unlock_saved_button.setEnabled(usable)
+
     # -- slots ------------------------------------------------------------------------------
 
     @async_slot()
     async def _on_create(self) -> None:
-        with _disabled(self.create_button):
+        with self._disabled(self.create_button):
             await self.create_wallet()
 
     @async_slot()
     async def _on_import(self) -> None:
-        with _disabled(self.import_button):
+        with self._disabled(self.import_button):
             await self.import_wallet()
 
     @async_slot()
@@ -417,17 +434,17 @@ class WalletPage(Page):
 
     @async_slot()
     async def _on_withdraw(self) -> None:
-        with _disabled(self.withdraw_button):
+        with self._disabled(self.withdraw_button):
             await self.withdraw()
 
     @async_slot()
     async def _on_top_up(self) -> None:
-        with _disabled(self.top_up_button):
+        with self._disabled(self.top_up_button):
             await self.top_up()
 
     @async_slot()
     async def _on_create_node(self) -> None:
-        with _disabled(self.create_node_button):
+        with self._disabled(self.create_node_button):
             await self.create_node_wallet()
 
     @async_slot()
@@ -466,13 +483,3 @@ def _top_aligned(widget: QWidget) -> QWidget:
     layout.addWidget(widget)
     layout.addStretch(1)
     return holder
-
-
-@contextlib.contextmanager
-def _disabled(button: QPushButton) -> Iterator[None]:
-    """Disable ``button`` while its command runs, so a double click cannot start it twice."""
-    button.setEnabled(False)
-    try:
-        yield
-    finally:
-        button.setEnabled(True)
