@@ -15,7 +15,7 @@ from app.core.settings import WalletSettings
 from app.ui.dialogs.create_wallet import CreateWalletDialog
 from app.ui.dialogs.import_wallet import ImportWalletDialog
 from app.ui.dialogs.withdraw import RESULT, REVIEW, WithdrawDialog
-from app.ui.dialogs.withdraw_review import bounce_line, receipt_text, review_lines
+from app.ui.dialogs.withdraw_review import bounce_line, fee_share, receipt_text, review_lines
 from app.ui.viewmodels.wallet import Failure, WalletViewModel
 from app.wallet.chain import ChainOffline
 from app.wallet.mnemonic import Mnemonic, parse_mnemonic
@@ -228,6 +228,11 @@ async def test_review_explains_bounce_and_fees(
     lines = "\n".join(review_lines(plan, wallet_vm.display_address))
     assert "You send <b>1 TON</b>" in lines
     assert "paid on top" in lines
+    assert f"({fee_share(plan)} of the amount)" in lines
+    assert (
+        fee_share(dataclasses.replace(plan, amount=Nanoton(10**9), fee_estimate=Nanoton(5_355_000)))
+        == "0.54 %"
+    )
     assert "Comment: “memo”" in lines
     assert "deploys your wallet" in lines
     bouncing = dataclasses.replace(plan, bounce=True)

@@ -16,6 +16,14 @@ def ton(amount: int) -> str:
     return format_ton(amount, trim=True, unit=True)
 
 
+def fee_share(plan: WithdrawalPlan) -> str:
+    """The fee as a percentage of the amount (small payouts eaten by fees are a known pain)."""
+    if plan.amount <= 0:
+        return "—"
+    hundredths = (plan.fee_estimate * 10_000 + plan.amount - 1) // plan.amount  # rounded up
+    return f"{hundredths // 100}.{hundredths % 100:02d} %"
+
+
 def bounce_line(plan: WithdrawalPlan) -> str:
     """Whether the transfer bounces and why, in the terms of the address the user gave."""
     if plan.bounce:
@@ -44,8 +52,8 @@ def review_lines(plan: WithdrawalPlan, show: Callable[[str], str]) -> list[str]:
     else:
         lines.append(f"You send <b>{ton(plan.amount)}</b> to {destination}.")
         lines.append(
-            f"Network fee ≈ {ton(plan.fee_estimate)}, paid on top: about "
-            f"{ton(plan.amount + plan.fee_estimate)} leaves your wallet."
+            f"Network fee ≈ {ton(plan.fee_estimate)} ({fee_share(plan)} of the amount), paid on "
+            f"top: about {ton(plan.amount + plan.fee_estimate)} leaves your wallet."
         )
         lines.append(f"The recipient gets <b>{ton(plan.amount)}</b>.")
     if plan.destination_text != show(plan.destination.raw):

@@ -11,7 +11,6 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
-    QCheckBox,
     QDialog,
     QFileDialog,
     QHBoxLayout,
@@ -24,13 +23,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.money import format_ton
-from app.ui.dialogs.building_blocks import message_label
+from app.ui.dialogs.building_blocks import message_label, push_button, vbox_of
 from app.ui.dialogs.create_wallet import CreateWalletDialog
 from app.ui.dialogs.import_wallet import ImportWalletDialog
 from app.ui.dialogs.modal import run_modal
-from app.ui.dialogs.password import NewPasswordDialog, password_edit
+from app.ui.dialogs.password import NewPasswordDialog
 from app.ui.dialogs.withdraw import WithdrawDialog
 from app.ui.pages.page import Card, Page
+from app.ui.pages.wallet_access import SetupView, UnlockView
 from app.ui.pages.wallet_history import HistoryTable
 from app.ui.qt_async import async_slot
 from app.ui.viewmodels.wallet import Failure, HistoryView, WalletViewModel
@@ -42,13 +42,6 @@ SETUP, LOCKED, UNLOCKED = 0, 1, 2
 _OFFLINE_BADGE = (
     "background: #fde68a; color: #92400e; border-radius: 8px; padding: 2px 8px; font-weight: 600;"
 )
-
-
-def _button(text: str, *, primary: bool = False) -> QPushButton:
-    button = QPushButton(text)
-    if primary:
-        button.setObjectName("Primary")
-    return button
 
 
 class WalletPage(Page):
@@ -68,8 +61,24 @@ class WalletPage(Page):
             return
         self._vm = view_model
         self.views = QStackedWidget()
-        self.views.addWidget(self._setup_view())
-        self.views.addWidget(self._unlock_view())
+        self.setup_view = SetupView()
+        self.create_button = self.setup_view.create_button
+        self.import_button = self.setup_view.import_button
+        self.create_button.clicked.connect(self._on_create)
+        self.import_button.clicked.connect(self._on_import)
+        unlock = UnlockView(keyring=view_model.has_keyring)
+        self.unlock_card = unlock.card
+        self.password = unlock.password
+        self.remember = unlock.remember
+        self.keyring_note = unlock.keyring_note
+        self.unlock_button = unlock.unlock_button
+        self.unlock_saved_button = unlock.unlock_saved_button
+        self.unlock_error = unlock.error
+        self.password.returnPressed.connect(self._on_unlock)
+        self.unlock_button.clicked.connect(self._on_unlock)
+        self.unlock_saved_button.clicked.connect(self._on_unlock_saved)
+        self.views.addWidget(self.setup_view)
+        self.views.addWidget(unlock)
         self.views.addWidget(self._wallet_view())
         self.body.addWidget(self.views, 1)
         outer = self.layout()
@@ -89,64 +98,6 @@ class WalletPage(Page):
 
     # -- views ------------------------------------------------------------------------------
 
-    def _setup_view(self) -> QWidget:
-        view = QWidget()
-        row = QHBoxLayout(view)
-        row.setContentsMargins(0, 0, 0, 0)
-        self.create_button = _button("Create a wallet", primary=True)
-        self.create_button.clicked.connect(self._on_create)
-        self.import_button = _button("Import a wallet")
-        self.import_button.clicked.connect(self._on_import)
-        for title, detail, button in (
-            (
-                "New wallet",
-                "A new TON wallet on this computer, with a 24-word recovery phrase you write "
-                "down on paper.",
-                self.create_button,
-            ),
-            (
-                "Existing wallet",
-                "Use a wallet you already have (Tonkeeper, MyTonWallet…) by typing its 24 words.",
-                self.import_button,
-            ),
-        ):
-            card = Card(title, "", detail)
-            card.value.hide()
-            _layout_of(card).addStretch(1)  # buttons line up at the bottom of both cards
-            _layout_of(card).addWidget(button)
-            row.addWidget(card, 1)
-        return _top_aligned(view)
-
-    def _unlock_view(self) -> QWidget:
-        card = Card("Wallet locked", "", "")
-        card.value.setObjectName("Mono")
-        card.value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        card.value.setStyleSheet("font-family: monospace; font-size: 14px;")
-        self.unlock_card = card
-        self.password = password_edit("password")
-        self.password.returnPressed.connect(self._on_unlock)
-        self.remember = QCheckBox("Unlock without password on this computer")
-        self.remember.setToolTip("Keeps the wallet's key in the system keyring of this computer")
-        self.keyring_note = message_label("Muted")
-        self.unlock_button = _button("Unlock", primary=True)
-        self.unlock_button.clicked.connect(self._on_unlock)
-        self.unlock_saved_button = _button("Unlock with saved key")
-        self.unlock_saved_button.clicked.connect(self._on_unlock_saved)
-        self.unlock_saved_button.setVisible(self._vm.has_keyring)
-        self.remember.setVisible(self._vm.has_keyring)
-        self.unlock_error = message_label()
-        row = QHBoxLayout()
-        row.addWidget(self.password, 1)
-        row.addWidget(self.unlock_button)
-        row.addWidget(self.unlock_saved_button)
-        layout = _layout_of(card)
-        for item in (row, self.remember, self.keyring_note, self.unlock_error):
-            if isinstance(item, QWidget):
-                layout.addWidget(item)
-            else:
-                layout.addLayout(item)
-        return _top_aligned(card)
-
     def _wallet_view(self) -> QWidget:
         view = QWidget()
         layout = QVBoxLayout(view)
@@ -158,25 +109,25 @@ class WalletPage(Page):
         self.offline_badge.setStyleSheet(_OFFLINE_BADGE)
         self.offline_badge.setToolTip("The last known balance is shown; it refreshes when online.")
         title_row = QHBoxLayout()
-        _layout_of(self.balance_card).removeWidget(self.balance_card.caption)
+        vbox_of(self.balance_card).removeWidget(self.balance_card.caption)
         title_row.addWidget(self.balance_card.caption)
         title_row.addStretch(1)
         title_row.addWidget(self.offline_badge)
-        balance_layout = _layout_of(self.balance_card)
+        balance_layout = vbox_of(self.balance_card)
         balance_layout.insertLayout(0, title_row)
         self.node_card = Card("Node wallet (worker gas)", "—", "")
-        self.top_up_button = _button("Top up from my wallet")
+        self.top_up_button = push_button("Top up from my wallet")
         self.top_up_button.clicked.connect(self._on_top_up)
-        self.create_node_button = _button("Create node wallet")
+        self.create_node_button = push_button("Create node wallet")
         self.create_node_button.clicked.connect(self._on_create_node)
         node_buttons = QHBoxLayout()
         node_buttons.addWidget(self.top_up_button)
         node_buttons.addWidget(self.create_node_button)
         node_buttons.addStretch(1)
-        node_layout = _layout_of(self.node_card)
+        node_layout = vbox_of(self.node_card)
         node_layout.addLayout(node_buttons)
         for card in (self.balance_card, self.node_card):
-            _layout_of(card).addStretch(1)  # both cards start at the top, whatever their height
+            vbox_of(card).addStretch(1)  # both cards start at the top, whatever their height
         cards.addWidget(self.balance_card, 1)
         cards.addWidget(self.node_card, 1)
         layout.addLayout(cards)
@@ -187,7 +138,7 @@ class WalletPage(Page):
         self.history = HistoryTable(self._vm.display_address)
         self.history.setMinimumHeight(160)
         layout.addWidget(self.history, 1)
-        self.more_button = _button("Load older transfers")
+        self.more_button = push_button("Load older transfers")
         self.more_button.clicked.connect(self._on_more)
         layout.addWidget(self.more_button, 0, Qt.AlignmentFlag.AlignLeft)
         return view
@@ -198,12 +149,12 @@ class WalletPage(Page):
         self.address = QLineEdit()
         self.address.setReadOnly(True)
         self.address.setStyleSheet("font-family: monospace; font-size: 14px; border: none;")
-        self.copy_button = _button("Copy")
+        self.copy_button = push_button("Copy")
         self.copy_button.clicked.connect(self.copy_address)
         row = QHBoxLayout()
         row.addWidget(self.address, 1)
         row.addWidget(self.copy_button)
-        layout = _layout_of(card)
+        layout = vbox_of(card)
         layout.insertLayout(1, row)
         self.owner_label = card.detail
         self.owner_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -211,16 +162,16 @@ class WalletPage(Page):
 
     def _actions(self) -> QHBoxLayout:
         row = QHBoxLayout()
-        self.withdraw_button = _button("Withdraw…", primary=True)
+        self.withdraw_button = push_button("Withdraw…", primary=True)
         self.withdraw_button.clicked.connect(self._on_withdraw)
-        self.refresh_button = _button("Refresh")
+        self.refresh_button = push_button("Refresh")
         self.refresh_button.clicked.connect(self._on_refresh)
-        self.export_button = _button("Export CSV…")
+        self.export_button = push_button("Export CSV…")
         self.export_button.clicked.connect(self._on_export)
-        self.faucet_button = _button("Get 10 test TON")
+        self.faucet_button = push_button("Get 10 test TON")
         self.faucet_button.clicked.connect(self._on_faucet)
         self.faucet_button.setVisible(self._vm.has_faucet)
-        self.lock_button = _button("Lock")
+        self.lock_button = push_button("Lock")
         self.lock_button.clicked.connect(self._vm.lock)
         for button in (
             self.withdraw_button,
@@ -467,19 +418,3 @@ def _balance_detail(state: WalletState) -> str:
     if state.deployed is False and state.balance:
         parts.append("the first send also deploys the wallet (a small one-time fee)")
     return " · ".join(parts) if parts else "Not refreshed yet"
-
-
-def _layout_of(card: Card) -> QVBoxLayout:
-    layout = card.layout()
-    if not isinstance(layout, QVBoxLayout):
-        raise TypeError("a Card lays out its rows vertically")
-    return layout
-
-
-def _top_aligned(widget: QWidget) -> QWidget:
-    holder = QWidget()
-    layout = QVBoxLayout(holder)
-    layout.setContentsMargins(0, 0, 0, 0)
-    layout.addWidget(widget)
-    layout.addStretch(1)
-    return holder
