@@ -20,7 +20,8 @@ from app.ui.dialogs.import_wallet import ImportWalletDialog
 from app.ui.dialogs.password import NewPasswordDialog
 from app.ui.dialogs.withdraw import WithdrawDialog
 from app.ui.pages.wallet import LOCKED, SETUP, UNLOCKED, WalletPage
-from app.ui.viewmodels.wallet import WalletViewModel
+from app.ui.viewmodels.wallet import HISTORY_PAGE_SIZE, WalletViewModel
+from app.wallet.chain import ChainOffline
 from app.wallet.keyring_cache import KeyringCache
 from app.wallet.pending import SendStatus
 from app.wallet.service import WalletService
@@ -453,5 +454,75 @@ async def test_the_dialog_stays_open_while_sending_and_the_page_shows_progress(
     dialog.accept()
     await task
     assert cell(page, 0, 1) == "Sent"
+    await vm.aclose()
+    await service.aclose()
+
+
+async def test_older_transfers_load_on_request(
+    qtbot: QtBot,
+    wallet_vm: WalletViewModel,
+    wallet_service: WalletService,
+    sim_chain: SimulatedChain,
+) -> None:
+    summary = await wallet_service.import_(TEST_VECTOR_PHRASE, PASSWORD)
+    for n in range(HISTORY_PAGE_SIZE + 1):
+        await sim_chain.mint(summary.raw_address, TON, comment=f"payout {n}")
+    page = make_page(qtbot, wallet_vm)
+    page.password.setText(PASSWORD)
+    assert await page.unlock()
+    assert page.history.rowCount() == HISTORY_PAGE_SIZE
+    assert cell(page, 0, 5) == f"payout {HISTORY_PAGE_SIZE}"
+    assert page.more_button.isVisibleTo(page)
+    await page.load_more()
+    assert page.history.rowCount() == HISTORY_PAGE_SIZE + 1
+    assert cell(page, HISTORY_PAGE_SIZE, 5) == "payout 0"
+    assert not page.more_button.isVisibleTo(page)
+
+
+class SilentChain(SimulatedChain):
+    """Every broadcast is lost on the way: the send stays pending (its fate unknown)."""
+
+    async def send_boc(self, boc: bytes) -> None:
+        raise ChainOffline()
+
+
+async def test_an_unconfirmed_send_shows_as_pending(qtbot: QtBot, tmp_path: Path) -> None:
+    chain = SilentChain()
+    service = WalletService(
+        AppPaths(tmp_path / "data").ensure(),
+        "devnet",
+        chain,
+        kdf=FAST_KDF,
+        refresh_interval_s=None,
+    )
+    await service.start()
+    summary = await service.import_(TEST_VECTOR_PHRASE, PASSWORD)
+    await chain.mint(summary.raw_address, 5 * TON)
+    vm = WalletViewModel(service)
+    page = make_page(qtbot, vm)
+    page.password.setText(PASSWORD)
+    assert await page.unlock()
+    task, dialog = await open_withdraw(page)
+    dialog.destination.setText(PEER_FRIENDLY)
+    dialog.amount.setText("2")
+    assert await dialog.review()
+    assert await dialog.send()
+    assert dialog.status is SendStatus.UNKNOWN
+    dialog.accept()  # closing only stops following; the wallet keeps the send pending
+    await task
+    assert "Sending 2 TON to" in page.pending_label.text()
+    assert (cell(page, 0, 1), cell(page, 0, 3), cell(page, 0, 6)) == (
+        "Sending",
+        "\u22122",
+        "Pending",
+    )
+    shot(page, "page-5-pending")
+    task, dialog = await open_withdraw(page)
+    dialog.destination.setText(PEER_FRIENDLY)
+    dialog.amount.setText("1")
+    assert not await dialog.review()  # one unconfirmed send at a time
+    assert "not confirmed yet" in dialog.details_error.text()
+    dialog.reject()
+    await task
     await vm.aclose()
     await service.aclose()

@@ -92,7 +92,7 @@ class WalletViewModel(QObject):
         active = wallet.state.value.active
         self._active_id = active.wallet_id if active else None
         self._shown = wallet.state.value
-        self._refreshing = 0  # explicit refreshes running (they reload the history themselves)
+        self._refreshing = 0  # commands running that reload the history themselves
         self._history_task: asyncio.Task[None] | None = None
         self._unsubscribers: list[Unsubscribe] = [wallet.state.subscribe(self._state)]
         if keyring is not None:
@@ -292,8 +292,14 @@ class WalletViewModel(QObject):
     async def withdraw(
         self, plan: WithdrawalPlan, request: WithdrawalRequest, confirmed: frozenset[WarningKind]
     ) -> WithdrawalReceipt | Failure:
-        receipt = await self._call(self._wallet.withdraw(request, confirmed=confirmed, plan=plan))
-        await self.reload_history()
+        self._refreshing += 1  # the withdrawal refreshes; its history reload follows below
+        try:
+            receipt = await self._call(
+                self._wallet.withdraw(request, confirmed=confirmed, plan=plan)
+            )
+            await self.reload_history()
+        finally:
+            self._refreshing -= 1
         return receipt
 
     def top_up_request(self) -> WithdrawalRequest | Failure:
