@@ -3,10 +3,12 @@ secrets are wiped on close; a transfer whose broadcast was lost is followed unti
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 
 import pytest
+from PySide6.QtWidgets import QDialog
 from pytestqt.qtbot import QtBot
 
 from app.core.money import Nanoton
@@ -269,3 +271,21 @@ def test_every_send_status_has_a_sentence(status: SendStatus, title: str) -> Non
     headline, detail = receipt_text(receipt)
     assert headline == title
     assert detail
+
+
+async def test_import_cannot_be_closed_while_it_stores_the_wallet(
+    qtbot: QtBot, wallet_vm: WalletViewModel, wallet_service: WalletService
+) -> None:
+    dialog = ImportWalletDialog(wallet_vm)
+    qtbot.addWidget(dialog)
+    codes: list[int] = []
+    dialog.finished.connect(codes.append)
+    dialog.phrase.setPlainText(TEST_VECTOR_PHRASE)
+    fill_password(dialog, PASSWORD, PASSWORD)
+    submitting = asyncio.create_task(dialog.submit())
+    await until(lambda: not dialog.import_button.isEnabled())
+    dialog.reject()  # Esc while the vault is being encrypted: ignored
+    assert codes == []
+    assert await submitting
+    assert codes == [QDialog.DialogCode.Accepted]
+    assert len(wallet_service.wallets()) == 1

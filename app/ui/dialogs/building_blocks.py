@@ -1,8 +1,12 @@
-"""Small widgets the dialogs and the Wallet page share: message labels, buttons, layouts."""
+"""Small widgets the dialogs and the Wallet page share: message labels, buttons, layouts, and
+``GuardedDialog`` (no closing while its command runs)."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+import contextlib
+from collections.abc import Iterator
+
+from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 
 def message_label(kind: str = "Error") -> QLabel:
@@ -42,3 +46,29 @@ def top_aligned(owner: QWidget, content: QWidget) -> None:
     layout.setContentsMargins(0, 0, 0, 0)
     layout.addWidget(content)
     layout.addStretch(1)
+
+
+class GuardedDialog(QDialog):
+    """A dialog that ignores Esc/close while its command runs: closing then would hide whether
+    the wallet was stored, and the command goes on anyway."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._working = False
+
+    @contextlib.contextmanager
+    def working(self, *widgets: QWidget) -> Iterator[None]:
+        """Disable ``widgets`` and refuse to close until the block ends."""
+        self._working = True
+        for widget in widgets:
+            widget.setEnabled(False)
+        try:
+            yield
+        finally:
+            self._working = False
+            for widget in widgets:
+                widget.setEnabled(True)
+
+    def reject(self) -> None:
+        if not self._working:
+            super().reject()

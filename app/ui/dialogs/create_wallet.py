@@ -13,7 +13,6 @@ from typing import Final
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
-    QDialog,
     QFormLayout,
     QGridLayout,
     QLabel,
@@ -24,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.dialogs.building_blocks import button_row, message_label
+from app.ui.dialogs.building_blocks import GuardedDialog, button_row, message_label
 from app.ui.dialogs.password import NewPasswordFields
 from app.ui.qt_async import async_slot
 from app.ui.viewmodels.wallet import Failure, WalletViewModel
@@ -40,7 +39,7 @@ _WARNING = (
 )
 
 
-class CreateWalletDialog(QDialog):
+class CreateWalletDialog(GuardedDialog):
     """Three steps: the words (shown once), a check of some of them, the password."""
 
     def __init__(
@@ -171,12 +170,9 @@ class CreateWalletDialog(QDialog):
         if isinstance(password, Failure):
             self.password_error.setText(password.text)
             return False
-        self.create_button.setEnabled(False)
         self.password_error.setText("Encrypting the wallet…")
-        try:
+        with self.working(self.create_button):
             result = await self._vm.save_new_wallet(self._mnemonic, password)
-        finally:
-            self.create_button.setEnabled(True)
         if isinstance(result, Failure):
             self.password_error.setText(result.text)
             return False

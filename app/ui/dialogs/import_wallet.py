@@ -8,16 +8,16 @@ phrase field is cleared when the dialog closes.
 from __future__ import annotations
 
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QDialog, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
-from app.ui.dialogs.building_blocks import button_row, message_label
+from app.ui.dialogs.building_blocks import GuardedDialog, button_row, message_label
 from app.ui.dialogs.password import NewPasswordFields
 from app.ui.qt_async import async_slot
 from app.ui.viewmodels.wallet import Failure, WalletViewModel
 from app.wallet.mnemonic import MNEMONIC_WORDS
 
 
-class ImportWalletDialog(QDialog):
+class ImportWalletDialog(GuardedDialog):
     """One text box for the words (pasting a numbered list works), then a password."""
 
     def __init__(self, view_model: WalletViewModel, parent: QWidget | None = None) -> None:
@@ -76,12 +76,9 @@ class ImportWalletDialog(QDialog):
         if isinstance(password, Failure):
             self.error.setText(password.text)
             return False
-        self.import_button.setEnabled(False)
         self.error.setText("Checking the phrase and encrypting the wallet…")
-        try:
+        with self.working(self.import_button):
             result = await self._vm.import_wallet(self.phrase.toPlainText(), password)
-        finally:
-            self.import_button.setEnabled(True)
         if isinstance(result, Failure):
             self.error.setText(result.text)
             return False

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from PySide6.QtWidgets import (
-    QDialog,
     QDialogButtonBox,
     QFormLayout,
     QLabel,
@@ -14,6 +13,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.ui.dialogs.building_blocks import GuardedDialog
 from app.ui.qt_async import async_slot
 from app.ui.viewmodels.wallet import Failure
 from app.wallet.vault_format import MIN_PASSWORD_CHARS
@@ -54,7 +54,7 @@ class NewPasswordFields(QWidget):
         self.second.clear()
 
 
-class NewPasswordDialog(QDialog):
+class NewPasswordDialog(GuardedDialog):
     """Asks for a new password twice, then runs ``action`` with it; stays open on a failure."""
 
     def __init__(
@@ -93,12 +93,9 @@ class NewPasswordDialog(QDialog):
         if isinstance(password, Failure):
             self.error.setText(password.text)
             return False
-        self.buttons.setEnabled(False)
         self.error.setText("Working…")
-        try:
+        with self.working(self.buttons):
             result = await self._action(password)
-        finally:
-            self.buttons.setEnabled(True)
         if isinstance(result, Failure):
             self.error.setText(result.text)
             return False

@@ -309,7 +309,6 @@ class WalletPage(Page):
         dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
         dialog.setNameFilter("CSV files (*.csv)")
         dialog.setDefaultSuffix("csv")
-        dialog.setOption(QFileDialog.Option.DontUseNativeDialog)
         if not await self._open(dialog) or not dialog.selectedFiles():
             return
         path = Path(dialog.selectedFiles()[0])
