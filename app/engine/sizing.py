@@ -31,6 +31,7 @@ from typing import Protocol
 import psutil
 
 from app.core.errors import UserFacingError
+from app.engine.gpu_probe import GpuInventory
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -96,6 +97,22 @@ class HardwareBudget:
             ram_total_bytes=psutil.virtual_memory().total,
             cpu_cores=cores,
             cpu_threads=threads,
+        )
+
+    @classmethod
+    def from_inventory(cls, inventory: GpuInventory) -> HardwareBudget:
+        """The budget from ``gpu_probe``'s inventory (GPUs whose memory is unknown are left out)."""
+        cpu = inventory.cpu
+        gpus = tuple(
+            GpuBudget(g.index, g.name, g.vram_total_bytes)
+            for g in inventory.gpus
+            if g.vram_total_bytes
+        )
+        return cls(
+            gpus=gpus,
+            ram_total_bytes=cpu.ram_total_bytes,
+            cpu_cores=cpu.physical_cores or cpu.logical_cores,
+            cpu_threads=cpu.logical_cores,
         )
 
     @property
