@@ -21,6 +21,8 @@ _log = logging.getLogger(__name__)
 PacketCallback = Callable[[bytes], None]
 QueryCallback = Callable[[bytes], Awaitable[bytes]]
 
+# Queued frames are written at the end of the loop iteration, or at once past this size.
+_FLUSH_BYTES = 64 * 1024
 # ton::ErrorCode values used on this layer.
 ERROR_CODE_ERROR = 602
 ERROR_CODE_PROTOVIOLATION = 621
@@ -114,6 +116,7 @@ class Connection(asyncio.Protocol):
         self._drain_waiters: list[asyncio.Future[None]] = []
         # Frames queued during one loop iteration go out in one send (see _write).
         self._out: list[bytes] = []
+        self._out_bytes = 0
         self._flush_scheduled = False
         # Read by callers that want to see why a handshake never completed.
         self.ready.add_done_callback(_consume_exception)
@@ -261,15 +264,20 @@ class Connection(asyncio.Protocol):
         if self._transport is None:
             return
         # One send per loop iteration instead of one per frame: a streamed answer's head and
-        # parts, or several requests' parts, often become ready in the same iteration.
+        # parts, or several requests' parts, often become ready in the same iteration. Past
+        # _FLUSH_BYTES it goes out at once, so the transport's flow control (drain) sees it.
         self._out.append(frame)
-        if not self._flush_scheduled:
+        self._out_bytes += len(frame)
+        if self._out_bytes >= _FLUSH_BYTES:
+            self._flush()
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
         out, self._out = self._out, []
+        self._out_bytes = 0
         if not out or self._transport is None or self._transport.is_closing():
             return
         self._transport.write(out[0] if len(out) == 1 else b"".join(out))

@@ -14,6 +14,7 @@ from app.network.connection import Connection, Keepalive, RemoteQueryError
 from app.network.dialer import open_connection
 from app.network.tl import TLObject, decode, encode
 from app.network.vouchers import verify_voucher
+from tests.unit.network.session_fixtures import wait_for
 
 OWNER = "UQAuz15H1ZHrZ_psVrAra7HealMIVeFq0wguqlmFno1f3B-m"
 QUIET = Keepalive(ping_after=None, drop_after=60.0)
@@ -286,3 +287,18 @@ async def _next(worker: FakeWorker, name: str) -> TLObject:
         packet = await worker.packets.get()
         if packet.name == name:
             return packet
+
+
+async def test_coefficient_and_enable_packets_update_the_link(proxy: TestProxy) -> None:
+    worker = FakeWorker()
+    await worker.handshake(proxy, disabled=True)
+    (link,) = proxy.links
+    assert not link.enabled
+    worker.send("worker.enabledDisabled", disabled=0)
+    worker.send("worker.newCoefficient", new_coefficient=2500)
+    await wait_for(lambda: link.enabled and link.coefficient == 2500, "updated")
+    worker.send("worker.newCoefficient", new_coefficient=-1)
+    assert worker.conn is not None
+    assert await worker.conn.wait_closed() == "peer closed the connection"
+    assert link.conn is not None
+    assert link.conn.close_reason == "negative coefficient"

@@ -345,3 +345,41 @@ async def test_a_failing_packet_handler_closes_only_that_link(
     conn = await open_connection(host="127.0.0.1", port=port, on_packet=broken, keepalive=FAST)
     lst.connections[0].send_packet(b"abcd")
     assert await conn.wait_closed() == "internal error while handling a frame"
+
+
+async def test_drain_waits_while_the_peer_does_not_read() -> None:
+    release = asyncio.Event()
+    received = 0
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal received
+        decoder, encoder = FrameDecoder(), FrameEncoder()
+        connect = await _read_frame(reader, decoder)
+        writer.write(_frame(encoder, TLObject("tcp.connected", {"id": connect["id"]})))
+        await release.wait()
+        while chunk := await reader.read(1 << 20):
+            received += len(chunk)
+
+    async with _RawServer(peer) as port:
+        conn = await open_connection(
+            host="127.0.0.1", port=port, on_packet=lambda _: None, keepalive=FAST
+        )
+        blob = bytes(1 << 20)
+        drained = asyncio.Event()
+
+        async def writer() -> None:
+            for _ in range(64):  # far more than the socket buffers hold
+                conn.send_packet(blob)
+                await conn.drain()
+            drained.set()
+
+        task = asyncio.create_task(writer())
+        try:
+            while not conn._write_paused:  # noqa: ASYNC110 - transport state, no event to await
+                await asyncio.sleep(0.001)
+            assert not drained.is_set()
+        finally:
+            release.set()  # never leave the peer (and this test) hanging
+        await task
+        await conn.aclose()
+    assert received > 60 * (1 << 20)
