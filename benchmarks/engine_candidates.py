@@ -21,6 +21,7 @@ import os
 import platform
 import secrets
 import socket
+import statistics
 import sys
 import tempfile
 import time
@@ -138,11 +139,12 @@ async def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2, help="requests per concurrent client")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of every candidate")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--llama-server", type=Path, default=None)
     args = parser.parse_args(argv)
     model = bundled_model()
-    table: dict[str, list[LoadRound]] = {}
+    table: dict[str, list[list[LoadRound]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         key_file = Path(tmp) / "key"
         key_file.write_text(secrets.token_urlsafe(24))
@@ -151,35 +153,51 @@ async def main(argv: Sequence[str] | None = None) -> int:
         if llama_server is not None and not llama_server.exists():
             print(f"no llama-server at {llama_server}: candidate (b) skipped", file=sys.stderr)
             llama_server = None
-        for name, _ in candidate_commands(model, 0, key_file, args.threads, llama_server).items():
-            port = free_port()
-            command = candidate_commands(model, port, key_file, args.threads, llama_server)[name]
-            endpoint = BackendEndpoint(
-                base_url=f"http://127.0.0.1:{port}", api_key=key_file.read_text().strip()
-            )
-            print(f"measuring {name} ...", file=sys.stderr)
-            started = time.perf_counter()
-            async with running(command, endpoint):
-                table[name] = await measure(endpoint, args.max_tokens, args.rounds)
-            print(f"  done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    print_table(table, args.max_tokens, args.rounds)
+        names = list(candidate_commands(model, 0, key_file, args.threads, llama_server))
+        for repeat in range(args.repeats):
+            # Rotate the order so that slow spells from elsewhere do not always hit one candidate.
+            order = names[repeat % len(names) :] + names[: repeat % len(names)]
+            for name in order:
+                port = free_port()
+                command = candidate_commands(model, port, key_file, args.threads, llama_server)
+                endpoint = BackendEndpoint(
+                    base_url=f"http://127.0.0.1:{port}", api_key=key_file.read_text().strip()
+                )
+                print(f"[{repeat + 1}/{args.repeats}] measuring {name} ...", file=sys.stderr)
+                started = time.perf_counter()
+                async with running(command[name], endpoint):
+                    rounds = await measure(endpoint, args.max_tokens, args.rounds)
+                table.setdefault(name, []).append(rounds)
+                print(f"  done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    print_table(table, args)
     return 0
 
 
-def print_table(table: dict[str, list[LoadRound]], max_tokens: int, rounds: int) -> None:
+def print_table(table: dict[str, list[list[LoadRound]]], args: argparse.Namespace) -> None:
+    def median_tps(runs: list[list[LoadRound]], index: int) -> float:
+        return statistics.median(run[index].generation_tps for run in runs)
+
+    def median_ttft_ms(runs: list[list[LoadRound]], index: int) -> float:
+        return statistics.median(run[index].median_ttft_s for run in runs) * 1000
+
     baseline = next(iter(table.values()))
     print(f"Machine: {machine()}")
-    print(f"Model: SmolLM2-135M-Instruct Q4_1, {CTX_PER_SLOT} ctx per slot, {SLOTS} slots")
-    print(f"Load: greedy streamed /v1/completions, max_tokens {max_tokens}, {rounds} per client")
+    print(f"Model: SmolLM2-135M-Instruct Q4_1, {CTX_PER_SLOT} ctx per slot, {SLOTS} slots, "
+          f"{args.threads} threads")  # fmt: skip
+    print(
+        f"Load: greedy streamed /v1/completions, ~75-token uncached prompts, max_tokens "
+        f"{args.max_tokens}, {args.rounds} requests per client; medians of {args.repeats} runs"
+    )
     header = " | ".join(f"c={c} tok/s (× baseline)" for c in CONCURRENCY)
-    print(f"| candidate | {header} | median TTFT c=1 / c=8 |")
+    print(f"| candidate | {header} | TTFT c=1 / c=8 |")
     print("|---|" + "---|" * (len(CONCURRENCY) + 1))
-    for name, rounds_ in table.items():
+    last = len(CONCURRENCY) - 1
+    for name, runs in table.items():
         cells = [
-            f"{r.generation_tps:.1f} ({r.generation_tps / b.generation_tps:.2f}×)"
-            for r, b in zip(rounds_, baseline, strict=True)
+            f"{median_tps(runs, i):.1f} ({median_tps(runs, i) / median_tps(baseline, i):.2f}×)"
+            for i in range(len(CONCURRENCY))
         ]
-        ttft = f"{rounds_[0].median_ttft_s * 1000:.0f} / {rounds_[-1].median_ttft_s * 1000:.0f} ms"
+        ttft = f"{median_ttft_ms(runs, 0):.0f} / {median_ttft_ms(runs, last):.0f} ms"
         print(f"| {name} | {' | '.join(cells)} | {ttft} |")
 
 
