@@ -242,8 +242,12 @@ class ProxySession:
         compare = await self._query(
             conn, compare_balance(balance), "worker.CompareBalanceWithProxyResult"
         )
+        # Lower numbers here are not taken (as the reference), but re-dialling cannot fix them.
         self._apply_balance(
-            compare["signed_payment"], compare["tokens_committed_to_db"], compare["max_tokens"]
+            compare["signed_payment"],
+            compare["tokens_committed_to_db"],
+            compare["max_tokens"],
+            strict=False,
         )
         if compare["error_code"] != 0:
             await self._query(
@@ -302,9 +306,10 @@ class ProxySession:
     ) -> None:
         """Keep the best voucher and counters.
 
-        A lower report is a reason to reconnect only when ``strict`` (``workerRequestPayment``
-        and the handshake, as in the reference); vouchers riding on requests or polled status
-        may be older than one already applied and are just not kept.
+        A lower report is a reason to reconnect only when ``strict`` (``workerRequestPayment``,
+        as in the reference); vouchers riding on requests or polled status may be older than one
+        already applied, and handshake numbers cannot be fixed by re-dialling: those are just
+        not kept.
         """
         voucher = None
         if signed.name == "proxy.signedPayment":

@@ -30,9 +30,15 @@ WORKER_SC = "UQDLYGhRHNqXquKXJazsjMBUUhXtmZ_Nom43-_sztpg80bUO"
 
 
 class _Rig:
-    def __init__(self, proxy: ScriptedProxy, server: RequestServer, timers: SessionTimers) -> None:
+    def __init__(
+        self,
+        proxy: ScriptedProxy,
+        server: RequestServer,
+        timers: SessionTimers,
+        vouchers: VoucherStore | None = None,
+    ) -> None:
         self.proxy = proxy
-        self.vouchers = VoucherStore()
+        self.vouchers = vouchers or VoucherStore()
         self.ledger = RequestLedger()
         config = trace_config(proxies=[f"127.0.0.1:{proxy.port}"])
         self.session = ProxySession(
@@ -287,3 +293,30 @@ async def test_a_failing_request_server_answers_602_and_keeps_the_link() -> None
     finally:
         assert await rig.finish() == "test over"
         await proxy.aclose()
+
+
+async def test_a_second_handshake_sends_what_the_proxy_reported_and_keeps_it(rig: _Rig) -> None:
+    await rig.proxy.replay_handshake()
+    rig.proxy.send(r2w(8))  # db 200, max 400
+    await wait_for(lambda: rig.balance().max_tokens == 400, "payment")
+    assert await rig.finish() == "test over"
+
+    proxy = ScriptedProxy()  # the same proxy (same key and contract), after a restart
+    await proxy.start()
+    async with serving_backend() as server:
+        again = _Rig(proxy, server, NO_POLL, vouchers=rig.vouchers)
+        try:
+            queries = await proxy.replay_handshake()  # it answers 0/0: it lost its database
+            assert queries[1] == TLObject(
+                "worker.compareBalanceWithProxy",
+                {
+                    "tokens_committed_to_blockchain": 0,
+                    "tokens_committed_to_db": 200,
+                    "max_tokens": 400,
+                },
+            )
+            await wait_for(lambda: again.session.is_ready, "ready")
+            assert (again.balance().db_tokens, again.balance().max_tokens) == (200, 400)
+        finally:
+            assert await again.finish() == "test over"
+            await proxy.aclose()
