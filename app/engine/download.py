@@ -170,7 +170,7 @@ class ModelDownloader:
             have = 0
         self._check_free_space(model, have)
         hasher = await self._thread(_hash_file, part) if have else hashlib.sha256()
-        server_sha = await self._transfer(model, url, part, hasher)
+        server_sha, hasher = await self._transfer(model, url, part, hasher)
         self._publish(state="verifying")
         await self._verify(model, part, hasher, expected_sha=model.sha256 or server_sha)
         await self._thread(_fsync_path, part)
@@ -189,14 +189,17 @@ class ModelDownloader:
                 hint="Free some disk space (or move the data folder), then try again.",
             )
 
-    async def _transfer(self, model: ModelEntry, url: str, part: Path, hasher: Any) -> str | None:
-        """Fetch the missing bytes into ``part``; return the server's sha256 if it told us one."""
+    async def _transfer(
+        self, model: ModelEntry, url: str, part: Path, hasher: Any
+    ) -> tuple[str | None, Any]:
+        """Fetch the missing bytes into ``part``; return the server's sha256 (if it sent one)
+        and the hasher of the whole part (a new one if the download had to start over)."""
         failures, delay, server_sha = 0, self._retry_delay, None
         async with aiohttp.ClientSession(timeout=self._timeout) as session:
             while True:
                 have = _size(part)
                 if have == model.size_bytes:
-                    return server_sha
+                    return server_sha, hasher
                 try:
                     server_sha = await self._one_request(session, model, url, part, hasher, have)
                     problem = "the server sent no data"
