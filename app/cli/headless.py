@@ -7,9 +7,10 @@ import contextlib
 import logging
 import signal
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from app.bootstrap import Services
+from app.core.errors import UserFacingError
 
 _log = logging.getLogger(__name__)
 
@@ -17,9 +18,17 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 async def run_headless(
-    services: Services, *, status_interval: float = 5.0, out: TextIO | None = None
+    services: Services,
+    *,
+    status_interval: float = 5.0,
+    out: TextIO | None = None,
+    earn: bool = False,
 ) -> int:
-    """Serve until SIGINT/SIGTERM, then stop every service; returns the process exit status."""
+    """Serve until SIGINT/SIGTERM, then stop every service; returns the process exit status.
+
+    With ``earn``, earning starts right away; if it cannot start, the reason is printed and the
+    exit status is 1 (a service manager can then restart the worker or alert its operator).
+    """
     stream = out or sys.stdout
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -32,6 +41,14 @@ async def run_headless(
         banner = f"cocoon-provider headless · network {services.network}"
         print(f"{banner} · data {services.paths.data_dir}", file=stream, flush=True)
         await services.start()
+        if earn:
+            starting = asyncio.create_task(services.earning.start_earning())
+            done = await _first(starting, stop)
+            if done is starting and starting.exception() is not None:
+                error = starting.exception()
+                reason = error.describe() if isinstance(error, UserFacingError) else str(error)
+                print(f"Error: could not start earning: {reason}", file=stream, flush=True)
+                return 1
         print(services.status_line(), file=stream, flush=True)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
@@ -45,3 +62,16 @@ async def run_headless(
         for sig in installed:
             loop.remove_signal_handler(sig)
         print("stopped", file=stream, flush=True)
+
+
+async def _first(task: asyncio.Task[None], stop: asyncio.Event) -> asyncio.Future[Any] | None:
+    """Wait for ``task`` or a stop request; a stop cancels the task."""
+    waiter = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if task not in done:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return None
+    waiter.cancel()
+    await asyncio.gather(waiter, return_exceptions=True)
+    return task

@@ -1,18 +1,31 @@
-"""``cocoon-provider run``: run the app (``--headless`` for servers without a display)."""
+"""``cocoon-provider run``: run the app; ``--headless`` serves without a window and starts earning.
+
+The worker flags override the saved settings for this run only (they are not written back), so an
+operator can drive many machines from a script without touching their settings files.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from app.bootstrap import build_services
+from app.bootstrap import BuildOptions, build_services
 from app.cli.context import CliContext
 from app.cli.headless import run_headless
+from app.core.errors import UserFacingError
+from app.core.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    parser = sub.add_parser("run", help="run the worker (use --headless on servers)")
+    parser = sub.add_parser(
+        "run",
+        help="run the worker (use --headless on servers)",
+        description="Run the app. With --headless: no window, earning starts at once, and a "
+        "status line is printed every few seconds; Ctrl-C (SIGINT) or SIGTERM stops cleanly.",
+    )
     parser.add_argument("--headless", action="store_true", help="no window: log and print status")
     parser.add_argument(
         "--status-interval",
@@ -20,6 +33,44 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         default=5.0,
         metavar="SECONDS",
         help="seconds between status lines in headless mode (default 5)",
+    )
+    worker = parser.add_argument_group("worker (override the settings for this run)")
+    worker.add_argument(
+        "--proxy",
+        action="append",
+        metavar="HOST:PORT",
+        default=None,
+        help="a test-mode proxy's worker port; repeat for several",
+    )
+    worker.add_argument(
+        "--backend-url",
+        metavar="URL",
+        help="your own OpenAI-compatible server instead of the built-in engine",
+    )
+    worker.add_argument(
+        "--model",
+        metavar="NAME[@commit:verity]",
+        help="the model to serve (catalog name, or what --backend-url serves)",
+    )
+    worker.add_argument("--owner-address", metavar="ADDR", help="TON address for the earnings")
+    worker.add_argument(
+        "--max-active-requests",
+        type=int,
+        metavar="N",
+        help="requests served at once (default: the engine's capacity)",
+    )
+    worker.add_argument(
+        "--coefficient",
+        metavar="X",
+        help="price coefficient, e.g. 1.0 = list price, 1.5 = 50%% more",
+    )
+    worker.add_argument(
+        "--proxy-connections", type=int, metavar="N", help="how many proxies to stay connected to"
+    )
+    worker.add_argument(
+        "--router",
+        metavar="HOST:PORT",
+        help="a local COCOON router's SOCKS5 address to dial through",
     )
     parser.set_defaults(handler=handle)
 
@@ -29,9 +80,63 @@ def handle(args: argparse.Namespace, ctx: CliContext) -> int:
         from app.cli import gui_cmd  # the GUI is only imported when it is used
 
         return gui_cmd.launch(ctx, smoke_test=False)
-    return run_headless_command(ctx, status_interval=args.status_interval)
+    options = BuildOptions(override=settings_override(args))
+    services = build_services(ctx.paths, ctx.settings, ctx.network, options)
+    services.effective_settings()  # fail fast on bad overrides, before anything starts
+    return asyncio.run(run_headless(services, status_interval=args.status_interval, earn=True))
 
 
-def run_headless_command(ctx: CliContext, *, status_interval: float = 5.0) -> int:
+def run_headless_command(ctx: CliContext) -> int:
+    """Headless with the saved settings (the GUI's fallback when there is no display)."""
     services = build_services(ctx.paths, ctx.settings, ctx.network)
-    return asyncio.run(run_headless(services, status_interval=status_interval))
+    return asyncio.run(run_headless(services, earn=True))
+
+
+def parse_coefficient(text: str) -> int:
+    """``"1.5"`` → 1500 (the protocol's ×1000 integer), exactly, without floats."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise UserFacingError(
+            f"'{text}' is not a price coefficient.", hint="Use a number such as 1.0 or 1.25."
+        ) from None
+    scaled = value * 1000
+    if not value.is_finite() or scaled != scaled.to_integral_value() or not 0 <= scaled < 10**9:
+        raise UserFacingError(
+            f"The price coefficient must be between 0 and 999999.999 with at most 3 decimals, "
+            f"got '{text}'."
+        )
+    return int(scaled)
+
+
+def settings_override(args: argparse.Namespace) -> Any:
+    """A function applying the command-line worker flags to a :class:`Settings` copy."""
+    coefficient = None if args.coefficient is None else parse_coefficient(args.coefficient)
+
+    def apply(settings: Settings) -> Settings:
+        worker, engine = settings.worker, settings.engine
+        changes: dict[str, Any] = {}
+        if args.proxy:
+            changes["proxies"] = tuple(args.proxy)
+        if args.owner_address is not None:
+            changes["owner_address"] = args.owner_address
+        if args.max_active_requests is not None:
+            changes["max_active_requests"] = args.max_active_requests
+        if coefficient is not None:
+            changes["coefficient"] = coefficient
+        if args.proxy_connections is not None:
+            changes["proxy_connections"] = args.proxy_connections
+        if args.router is not None:
+            changes["router_socks5"] = args.router
+        engine_changes = {
+            key: value
+            for key, value in (("backend_url", args.backend_url), ("model", args.model))
+            if value is not None
+        }
+        return dataclasses.replace(
+            settings,
+            worker=dataclasses.replace(worker, **changes),
+            engine=dataclasses.replace(engine, **engine_changes),
+        )
+
+    return apply

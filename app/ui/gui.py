@@ -17,7 +17,7 @@ from app.ui.main_window import MainWindow
 from app.ui.qt_async import QEventLoop
 from app.ui.theme import app_icon, style_sheet
 from app.ui.tray import TrayIcon
-from app.ui.viewmodels.app_status import AppStatusViewModel
+from app.ui.viewmodels.bundle import ViewModels
 
 _log = logging.getLogger(__name__)
 
@@ -55,10 +55,10 @@ async def _run(
     heartbeat = QTimer()
     heartbeat.start(250)
     heartbeat.timeout.connect(lambda: None)
-    status = AppStatusViewModel(services)
+    view_models = ViewModels.build(services)
     tray_available = QSystemTrayIcon.isSystemTrayAvailable()
-    window = MainWindow(services, status, tray_available=tray_available)
-    tray = TrayIcon(window, status, on_quit=quit_requested.set)
+    window = MainWindow(services.settings, view_models, tray_available=tray_available)
+    tray = TrayIcon(window, view_models.status, on_quit=quit_requested.set)
     window.closed.connect(quit_requested.set)
     if tray_available:
         tray.show()
@@ -72,6 +72,8 @@ async def _run(
         )
     try:
         await services.start()
+        if services.settings.current.value.general.start_earning_on_launch and not smoke_test:
+            await view_models.earning.start()
         if smoke_test:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(quit_requested.wait(), SMOKE_TEST_SECONDS)
@@ -81,10 +83,10 @@ async def _run(
         return 0
     finally:
         heartbeat.stop()
+        await view_models.aclose()
         await services.aclose()
         tray.hide()
         window.hide()
-        status.close()
         window.deleteLater()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):

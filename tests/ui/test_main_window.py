@@ -2,35 +2,51 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QLineEdit, QSpinBox
+from PySide6.QtWidgets import QLineEdit, QScrollArea, QSpinBox
 from pytestqt.qtbot import QtBot
 
-from app.bootstrap import Services, build_services
+from app.bootstrap import BuildOptions, Services, build_services
 from app.core.paths import AppPaths
 from app.core.settings_store import SettingsStore
 from app.ui.main_window import MainWindow
 from app.ui.pages.settings import SettingsPage
 from app.ui.tray import TrayIcon
 from app.ui.viewmodels.app_status import AppStatusViewModel
+from app.ui.viewmodels.bundle import ViewModels
+from app.wallet.keyring_cache import KeyringCache
+from tests.conftest import MemoryKeyring
+from tests.fakes.fake_pynvml import FakeNvml
+from tests.ui.conftest import FAST_KDF
 
 
 @pytest.fixture
 def services(tmp_path: Path) -> Services:
     paths = AppPaths(tmp_path).ensure()
-    return build_services(paths, SettingsStore.load(paths.settings_file), "devnet")
+    options = BuildOptions(
+        nvml=FakeNvml(1).module,
+        wallet_kdf=FAST_KDF,
+        wallet_refresh_s=None,
+        keyring=KeyringCache(backend=MemoryKeyring()),
+    )
+    return build_services(paths, SettingsStore.load(paths.settings_file), "devnet", options)
 
 
 @pytest.fixture
-def window(qtbot: QtBot, services: Services) -> Iterator[MainWindow]:
-    status = AppStatusViewModel(services)
-    win = MainWindow(services, status, tray_available=True)
+async def view_models(services: Services) -> AsyncIterator[ViewModels]:
+    models = ViewModels.build(services)
+    yield models
+    await models.aclose()
+
+
+@pytest.fixture
+def window(qtbot: QtBot, services: Services, view_models: ViewModels) -> Iterator[MainWindow]:
+    win = MainWindow(services.settings, view_models, tray_available=True)
     qtbot.addWidget(win)
     yield win
-    status.close()
 
 
 def test_pages_and_navigation(window: MainWindow) -> None:
@@ -40,15 +56,22 @@ def test_pages_and_navigation(window: MainWindow) -> None:
         "Settings",
     ]
     window.nav.setCurrentRow(2)
-    assert window.pages.currentWidget() is window.settings
+    area = window.pages.currentWidget()
+    assert isinstance(area, QScrollArea)
+    assert area.widget() is window.settings
     assert "Local test network" in window.dashboard.network_label.text()
 
 
 async def test_status_changes_reach_the_dashboard(window: MainWindow, services: Services) -> None:
     await services.start()
-    assert window.dashboard.status_card.value.text() == "Running"
-    await services.aclose()
-    assert window.dashboard.status_card.value.text() == "Stopped"
+    try:
+        assert window.dashboard.status_card.value.text() == "Not earning"
+        assert "[devnet] running" in window.dashboard.status_card.detail.text()
+        assert window.dashboard.start_button.text() == "Start earning"
+        assert "proxy 127.0.0.1:" in window.dashboard.network_label.text()
+    finally:
+        await services.aclose()
+    assert "[devnet] stopped" in window.dashboard.status_card.detail.text()
 
 
 def test_close_hides_to_tray(qtbot: QtBot, window: MainWindow) -> None:
@@ -58,14 +81,14 @@ def test_close_hides_to_tray(qtbot: QtBot, window: MainWindow) -> None:
     assert not window.isVisible()
 
 
-def test_close_without_tray_quits(qtbot: QtBot, services: Services) -> None:
-    status = AppStatusViewModel(services)
-    win = MainWindow(services, status, tray_available=False)
+def test_close_without_tray_quits(
+    qtbot: QtBot, services: Services, view_models: ViewModels
+) -> None:
+    win = MainWindow(services.settings, view_models, tray_available=False)
     qtbot.addWidget(win)
     win.show()
     with qtbot.waitSignal(win.closed):
         win.close()
-    status.close()
 
 
 def test_tray_show_and_quit(qtbot: QtBot, window: MainWindow, services: Services) -> None:

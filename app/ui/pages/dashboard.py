@@ -1,16 +1,24 @@
-"""``DashboardPage``: what the worker is doing right now — status, GPU, jobs and earnings."""
+"""``DashboardPage``: what the worker is doing right now — Start earning, status, GPU, jobs, TON."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
 from app.bootstrap import AppStatus
+from app.core.money import format_ton
+from app.devnet.local_network import LocalNetworkStatus
 from app.engine.telemetry import TelemetrySnapshot
+from app.network.earning import EarningStatus
+from app.network.jobs import DayTotals, JobRecord
 from app.ui.pages.page import Card, Page
+from app.ui.qt_async import async_slot
 from app.ui.viewmodels.app_status import AppStatusViewModel
+from app.ui.viewmodels.earning import EarningViewModel
 from app.ui.viewmodels.telemetry import TelemetryViewModel
 from app.ui.widgets.gpu_panel import GpuPanel
 from app.ui.widgets.gpu_readout import summary
+from app.ui.widgets.jobs_table import JobsTable
 
 _NETWORK_LABEL = {
     "devnet": "Local test network (no real money)",
@@ -18,30 +26,42 @@ _NETWORK_LABEL = {
     "mainnet": "TON mainnet",
     "custom": "Custom network",
 }
+_PHASE_TITLE = {
+    "stopped": ("Not earning", "#374151"),
+    "starting": ("Starting…", "#0a64d6"),
+    "earning": ("Earning", "#1f9d55"),
+    "paused": ("Paused", "#b45309"),
+    "stopping": ("Stopping…", "#374151"),
+    "failed": ("Could not start", "#b91c1c"),
+}
+_JOBS_REFRESH_MS = 1500
 
 
 class DashboardPage(Page):
-    """Shows the app status; the engine, GPU, job and earnings cards fill in as services report.
+    """The hero row (state + Start/Stop), four cards, the GPU panel and the recent jobs.
 
-    With a ``telemetry`` view-model it also shows the live :class:`GpuPanel` below the cards.
+    ``earning`` and ``telemetry`` are optional so the page can be shown (and tested) alone.
     """
 
     def __init__(
-        self, status: AppStatusViewModel, telemetry: TelemetryViewModel | None = None
+        self,
+        status: AppStatusViewModel,
+        telemetry: TelemetryViewModel | None = None,
+        earning: EarningViewModel | None = None,
     ) -> None:
         super().__init__("Dashboard", "Your PC serves AI requests and earns TON while it is on.")
         self._status = status
-        top = QHBoxLayout()
+        self._earning = earning
+        self._network_detail = ""
         self.network_label = QLabel()
         self.network_label.setObjectName("Muted")
-        top.addWidget(self.network_label)
-        top.addStretch(1)
-        self.body.addLayout(top)
+        self.body.addWidget(self.network_label)
+        self._build_hero()
         grid = QGridLayout()
         grid.setSpacing(16)
         self.status_card = Card("Status", "Starting…")
         self.gpu_card = Card("GPU", "—", "Waiting for the first sample")
-        self.jobs_card = Card("Jobs served", "0")
+        self.jobs_card = Card("Jobs served today", "0")
         self.earnings_card = Card("Earned today", "0 TON")
         for index, card in enumerate(
             (self.status_card, self.gpu_card, self.jobs_card, self.earnings_card)
@@ -54,12 +74,122 @@ class DashboardPage(Page):
             self.body.addWidget(self.gpu_panel)
             telemetry.snapshot_changed.connect(self._show_gpu)
             self._show_gpu(telemetry.snapshot)
+        jobs_title = QLabel("Recent jobs")
+        jobs_title.setObjectName("CardTitle")
+        self.body.addWidget(jobs_title)
+        self.jobs_table = JobsTable()
+        self.body.addWidget(self.jobs_table)
+        self._jobs_timer = QTimer(self)
+        self._jobs_timer.setSingleShot(True)
+        self._jobs_timer.setInterval(_JOBS_REFRESH_MS)
+        self._jobs_timer.timeout.connect(self.refresh_jobs)
+        self._served_seen = -1
         status.changed.connect(self._show)
         self._show(status.status)
+        if earning is not None:
+            earning.status_changed.connect(self._show_earning)
+            earning.network_changed.connect(self._show_network)
+            earning.jobs_changed.connect(self._show_jobs)
+            self._show_earning(earning.status)
+            if earning.local_network is not None:
+                self._show_network(earning.local_network)
+        else:
+            self.start_button.setEnabled(False)
+
+    def _build_hero(self) -> None:
+        hero = QFrame()
+        hero.setObjectName("Card")
+        row = QHBoxLayout(hero)
+        row.setContentsMargins(20, 16, 20, 16)
+        text = QVBoxLayout()
+        self.phase_label = QLabel("Not earning")
+        self.phase_label.setObjectName("BigValue")
+        self.message_label = QLabel("Press Start earning to serve requests.")
+        self.message_label.setWordWrap(True)
+        self.detail_label = QLabel("")
+        self.detail_label.setObjectName("Muted")
+        self.detail_label.setWordWrap(True)
+        for label in (self.phase_label, self.message_label, self.detail_label):
+            text.addWidget(label)
+        row.addLayout(text, 1)
+        self.start_button = QPushButton("Start earning")
+        self.start_button.setObjectName("Primary")
+        self.start_button.setMinimumWidth(170)
+        self.start_button.clicked.connect(self.toggle_earning)
+        row.addWidget(self.start_button)
+        self.body.addWidget(hero)
+
+    @async_slot()
+    async def toggle_earning(self) -> None:
+        if self._earning is None:
+            return
+        self.start_button.setEnabled(False)
+        try:
+            if self._earning.status.phase in {"earning", "paused", "starting"}:
+                await self._earning.stop()
+            else:
+                await self._earning.start()
+        finally:
+            self.start_button.setEnabled(True)
+            self._show_earning(self._earning.status)
+
+    @async_slot()
+    async def refresh_jobs(self) -> None:
+        if self._earning is not None:
+            await self._earning.load_jobs()
 
     def _show(self, status: AppStatus) -> None:
-        self.network_label.setText(_NETWORK_LABEL.get(status.network, status.network))
-        self.status_card.show_value(status.phase.capitalize(), self._status.summary())
+        if not self._network_detail:
+            self.network_label.setText(_NETWORK_LABEL.get(status.network, status.network))
+        earning = status.earning
+        self.status_card.show_value(_PHASE_TITLE[earning.phase][0], self._status.summary())
+
+    def _show_earning(self, status: EarningStatus) -> None:
+        title, colour = _PHASE_TITLE[status.phase]
+        self.phase_label.setText(title)
+        self.phase_label.setStyleSheet(f"color: {colour};")
+        self.message_label.setText(status.message)
+        details = [part for part in (status.model, status.device, _sandbox(status)) if part]
+        self.detail_label.setText(" · ".join(details))
+        running = status.phase in {"earning", "paused", "starting"}
+        self.start_button.setText("Stop" if running else "Start earning")
+        self.start_button.setObjectName("Stop" if running else "Primary")
+        self.start_button.setStyleSheet("")  # re-apply the style sheet for the new name
+        serving = status.serving
+        if serving is not None:
+            self.status_card.show_value(
+                title,
+                f"{serving.active} of {serving.max_active} slots busy · "
+                f"{serving.served} served · {serving.failed} failed",
+            )
+            if serving.served != self._served_seen:
+                self._served_seen = serving.served
+                self._jobs_timer.start()
+
+    def _show_network(self, network: LocalNetworkStatus) -> None:
+        if not network.running:
+            self._network_detail = ""
+            return
+        demand = network.demand
+        self._network_detail = (
+            f"Local test network (no real money) · proxy {network.proxy_address} · "
+            f"{demand.rate_per_minute} simulated requests/min · {demand.sent} sent"
+        )
+        self.network_label.setText(self._network_detail)
+
+    def _show_jobs(self, jobs: list[JobRecord], today: DayTotals | None) -> None:
+        self.jobs_table.show_jobs(jobs)
+        if today is not None:
+            self.jobs_card.show_value(
+                str(today.succeeded), f"{today.failed} failed · {today.adjusted_tokens} tokens"
+            )
+            self.earnings_card.show_value(
+                f"{format_ton(today.earned_nanotons, trim=True)} TON", "UTC day, from job records"
+            )
 
     def _show_gpu(self, snapshot: TelemetrySnapshot) -> None:
         self.gpu_card.show_value(*summary(snapshot))
+
+
+def _sandbox(status: EarningStatus) -> str:
+    return f"sandbox {status.sandbox.split(' — ')[0]}" if status.sandbox else ""

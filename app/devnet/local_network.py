@@ -1,0 +1,85 @@
+"""``LocalNetwork``: the built-in test network on loopback — test-mode proxy, client API, demand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from app.core.observable import Observable
+from app.devnet.client_api import ClientApi
+from app.devnet.demand import DemandGenerator, DemandStatus
+from app.devnet.test_proxy import TestProxy
+
+
+@dataclass(frozen=True, slots=True)
+class LocalNetworkStatus:
+    """Where the local network listens and what its simulated clients are doing."""
+
+    running: bool = False
+    proxy_address: str = ""
+    client_url: str = ""
+    workers: int = 0
+    demand: DemandStatus = field(default_factory=DemandStatus)
+
+
+class LocalNetwork:
+    """A service: starts the proxy, then the client API, then the demand; stops in reverse.
+
+    Workers (the user's own, or any other COCOON worker in test mode) connect to
+    :attr:`proxy_address`; apps can send OpenAI-style requests to :attr:`client_url`.
+    """
+
+    def __init__(
+        self,
+        *,
+        demand_per_minute: int,
+        proxy_port: int = 0,
+        client_port: int = 0,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.proxy = TestProxy(host=host, port=proxy_port)
+        self.client_api = ClientApi(self.proxy, host=host, port=client_port)
+        self.demand = DemandGenerator(
+            lambda: self.client_api.url, self.proxy.models, rate_per_minute=demand_per_minute
+        )
+        self.status: Observable[LocalNetworkStatus] = Observable(LocalNetworkStatus())
+        self._unsubscribe = self.demand.status.subscribe(lambda _: self.refresh())
+        self._started = False
+
+    @property
+    def proxy_address(self) -> str:
+        return f"127.0.0.1:{self.proxy.port}"
+
+    async def start(self) -> None:
+        await self.proxy.start()
+        try:
+            await self.client_api.start()
+            await self.demand.start()
+        except BaseException:
+            await self.client_api.aclose()
+            await self.proxy.aclose()
+            raise
+        self._started = True
+        self.refresh()
+
+    async def aclose(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        await self.demand.aclose()
+        await self.client_api.aclose()
+        await self.proxy.aclose()
+        self.status.set(LocalNetworkStatus())
+
+    def refresh(self) -> None:
+        """Re-read the counters (called on demand changes and by the app's status tick)."""
+        if not self._started:
+            return
+        self.status.set(
+            LocalNetworkStatus(
+                running=True,
+                proxy_address=self.proxy_address,
+                client_url=self.client_api.url,
+                workers=len(self.proxy.links),
+                demand=self.demand.status.value,
+            )
+        )

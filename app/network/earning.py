@@ -1,0 +1,307 @@
+"""``EarningController``: "Start earning" and "Stop" — the engine, the request server and the
+worker brought up and down together, with one status for the UI and the headless log line.
+
+One lane: the first selected GPU (or the CPU). The thermal guard, when given, enables and disables
+the worker; an engine restart re-points the request server at the new endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from app.core.errors import UserFacingError
+from app.core.observable import Observable, Unsubscribe
+from app.core.paths import AppPaths
+from app.core.settings import Settings
+from app.engine.catalog import load_catalog
+from app.engine.endpoint import BackendEndpoint
+from app.engine.gpu_probe import GpuInventory
+from app.engine.guard import GuardState, ThermalGuard
+from app.engine.planning import plan_engine
+from app.engine.sandbox import SandboxReport
+from app.engine.supervisor import ENGINE_PROGRAM, EngineStatus, EngineSupervisor
+from app.network.billing import BillingParams
+from app.network.jobs import JobStore
+from app.network.request_server import RequestServer, ServingStatus
+from app.network.worker import CocoonWorker, WorkerStatus
+from app.network.worker_config import WorkerConfig
+
+_log = logging.getLogger(__name__)
+
+EarningPhase = Literal["stopped", "starting", "earning", "paused", "stopping", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class EarningTarget:
+    """Which network the worker joins: proxies, test mode, and the prices it bills at."""
+
+    proxies: tuple[str, ...]
+    is_test: bool
+    is_testnet: bool
+    owner_address: str
+    billing: BillingParams
+    router_socks5: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EarningStatus:
+    """Everything the dashboard shows about earning, as one immutable snapshot."""
+
+    phase: EarningPhase = "stopped"
+    message: str = "Not earning. Press Start earning."
+    model: str = ""
+    device: str = ""
+    sandbox: str = ""
+    engine: EngineStatus | None = None
+    worker: WorkerStatus | None = None
+    serving: ServingStatus | None = None
+
+    def summary(self) -> str:
+        parts: list[str] = [self.phase]
+        if self.worker is not None:
+            w = self.worker
+            parts.append(f"proxies {w.connected_proxies}")
+        if self.serving is not None:
+            s = self.serving
+            parts.append(
+                f"active {s.active}/{s.max_active} · served {s.served} · failed {s.failed} · "
+                f"tokens {s.tokens.total_tokens_used}"
+            )
+        if self.phase in {"failed", "paused", "starting"} and self.message:
+            parts.append(self.message)
+        return " · ".join(parts)
+
+
+InventoryProbe = Callable[[], Awaitable[GpuInventory]]
+SandboxProbe = Callable[[], Awaitable[SandboxReport]]
+
+
+@dataclass(slots=True)
+class _Lane:
+    """The parts of one running earning session, closed in reverse order of creation."""
+
+    server: RequestServer | None = None
+    engine: EngineSupervisor | None = None
+    worker: CocoonWorker | None = None
+    unsubscribers: tuple[Unsubscribe, ...] = ()
+
+
+class EarningController:
+    """A service whose ``start``/``aclose`` bound its life; :meth:`start_earning` does the work.
+
+    ``settings`` and ``target`` are read at each start, so a change applies on the next start.
+    ``engine_program`` replaces the engine child (tests use small programs).
+    """
+
+    def __init__(
+        self,
+        *,
+        paths: AppPaths,
+        settings: Callable[[], Settings],
+        target: Callable[[], EarningTarget],
+        jobs: JobStore,
+        probe_inventory: InventoryProbe,
+        probe_sandbox: SandboxProbe,
+        guard: ThermalGuard | None = None,
+        engine_program: tuple[str, ...] | None = None,
+    ) -> None:
+        self._paths = paths
+        self._settings = settings
+        self._target = target
+        self._jobs = jobs
+        self._probe_inventory = probe_inventory
+        self._probe_sandbox = probe_sandbox
+        self._guard = guard
+        self._engine_program = engine_program
+        self._lane: _Lane | None = None
+        self._lock = asyncio.Lock()
+        self.status: Observable[EarningStatus] = Observable(EarningStatus())
+
+    @property
+    def earning(self) -> bool:
+        return self._lane is not None
+
+    async def start(self) -> None:
+        """Nothing runs until :meth:`start_earning`; present for the service contract."""
+
+    async def aclose(self) -> None:
+        await self.stop_earning()
+
+    async def start_earning(self) -> None:
+        """Start the engine (unless an external backend is set), then serve; raises on failure.
+
+        The failure is also published as ``phase == "failed"`` with a message for the user.
+        """
+        async with self._lock:
+            if self._lane is not None:
+                return
+            lane = _Lane()
+            self._lane = lane
+            try:
+                await self._bring_up(lane)
+            except (UserFacingError, OSError) as exc:
+                message = exc.describe() if isinstance(exc, UserFacingError) else str(exc)
+                _log.warning("could not start earning: %s", message)
+                await self._tear_down(lane)
+                self._lane = None
+                self._publish(phase="failed", message=message)
+                raise
+            except BaseException:
+                await self._tear_down(lane)
+                self._lane = None
+                self._publish(phase="stopped", message="Start was cancelled.")
+                raise
+
+    async def stop_earning(self) -> None:
+        async with self._lock:
+            lane, self._lane = self._lane, None
+            if lane is None:
+                return
+            self._publish(phase="stopping", message="Finishing running requests…")
+            await self._tear_down(lane)
+            self._publish(phase="stopped", message="Not earning. Press Start earning.")
+
+    # --- bring-up -----------------------------------------------------------------------
+
+    async def _bring_up(self, lane: _Lane) -> None:
+        settings = self._settings()
+        target = self._target()
+        self._publish(phase="starting", message="Checking this computer…")
+        if settings.engine.backend_url:
+            endpoint = BackendEndpoint.from_url(
+                settings.engine.backend_url, capacity=settings.worker.max_active_requests or 8
+            )
+            model = settings.engine.model
+            if not model:
+                raise UserFacingError(
+                    "Set the model name your own server serves.",
+                    hint="Settings → Engine → Model, e.g. Qwen/Qwen3-8B.",
+                )
+            self._publish(model=model, device="your server", sandbox="your server")
+        else:
+            endpoint, model = await self._start_engine(lane, settings)
+        max_active = settings.worker.max_active_requests or endpoint.capacity
+        lane.server = RequestServer(
+            endpoint,
+            model=model,
+            billing=target.billing,
+            max_active_requests=max_active,
+            jobs=self._jobs,
+        )
+        await lane.server.start()
+        config = WorkerConfig.from_strings(
+            proxies=target.proxies,
+            model=model,
+            owner_address=target.owner_address,
+            max_active_requests=max_active,
+            coefficient=settings.worker.coefficient,
+            is_test=target.is_test,
+            is_testnet=target.is_testnet,
+            proxy_connections=settings.worker.proxy_connections,
+            router_socks5=target.router_socks5,
+        )
+        lane.worker = CocoonWorker(config, server=lane.server)
+        subscriptions = [
+            lane.server.status.subscribe(lambda _: self._publish()),
+            lane.worker.status.subscribe(lambda _: self._publish()),
+        ]
+        if self._guard is not None:
+            subscriptions.append(self._guard.state.subscribe(self._on_guard))
+            lane.worker.set_enabled(self._guard.state.value.accepting)
+        lane.unsubscribers = (*lane.unsubscribers, *subscriptions)
+        await lane.worker.start()
+        self._publish(phase="earning", message="Connecting to the network…")
+
+    async def _start_engine(self, lane: _Lane, settings: Settings) -> tuple[BackendEndpoint, str]:
+        inventory = await self._probe_inventory()
+        catalog = await asyncio.to_thread(load_catalog)
+        plan = plan_engine(inventory, catalog, settings.engine, self._paths.models_dir)
+        sandbox = await self._probe_sandbox()
+        self._publish(
+            model=plan.choice.model.name,
+            device=plan.device_label,
+            sandbox=f"{sandbox.level.value} — {sandbox.reason}",
+            message=f"Loading {plan.choice.model.name}…",
+        )
+        lane.engine = EngineSupervisor(
+            plan.launch,
+            run_dir=self._paths.run_dir,
+            log_dir=self._paths.log_dir,
+            sandbox=sandbox,
+            program=self._engine_program or ENGINE_PROGRAM,
+        )
+        engine = lane.engine
+        lane.unsubscribers = (
+            *lane.unsubscribers,
+            engine.status.subscribe(lambda status: self._on_engine(lane, status)),
+        )
+        await engine.start()
+        endpoint = await engine.wait_ready()
+        return endpoint, plan.choice.model.name
+
+    # --- reactions ----------------------------------------------------------------------
+
+    def _on_engine(self, lane: _Lane, status: EngineStatus) -> None:
+        if status.state == "ready" and status.endpoint is not None and lane.server is not None:
+            lane.server.set_endpoint(status.endpoint)
+        self._publish()
+
+    def _on_guard(self, state: GuardState) -> None:
+        lane = self._lane
+        if lane is not None and lane.worker is not None:
+            lane.worker.set_enabled(state.accepting)
+        self._publish()
+
+    async def _tear_down(self, lane: _Lane) -> None:
+        for unsubscribe in lane.unsubscribers:
+            unsubscribe()
+        for part in (lane.worker, lane.server, lane.engine):
+            if part is None:
+                continue
+            with contextlib.suppress(Exception):
+                await part.aclose()
+
+    # --- status -------------------------------------------------------------------------
+
+    def _publish(
+        self,
+        *,
+        phase: EarningPhase | None = None,
+        message: str | None = None,
+        model: str | None = None,
+        device: str | None = None,
+        sandbox: str | None = None,
+    ) -> None:
+        now = self.status.value
+        lane = self._lane
+        new_phase = phase or now.phase
+        new_message = now.message if message is None else message
+        worker = lane.worker.status.value if lane and lane.worker else None
+        if phase is None and new_phase in {"earning", "paused"} and worker is not None:
+            new_phase, new_message = self._running_phase(worker)
+        self.status.set(
+            EarningStatus(
+                phase=new_phase,
+                message=new_message,
+                model=now.model if model is None else model,
+                device=now.device if device is None else device,
+                sandbox=now.sandbox if sandbox is None else sandbox,
+                engine=lane.engine.status.value if lane and lane.engine else None,
+                worker=worker,
+                serving=lane.server.status.value if lane and lane.server else None,
+            )
+        )
+
+    def _running_phase(self, worker: WorkerStatus) -> tuple[EarningPhase, str]:
+        if self._guard is not None and not self._guard.state.value.accepting:
+            return "paused", self._guard.state.value.reason
+        if worker.connected_proxies == 0:
+            detail = f" ({worker.last_error})" if worker.last_error else ""
+            return "earning", f"Connecting to the network…{detail}"
+        plural = "proxy" if worker.connected_proxies == 1 else "proxies"
+        return "earning", f"Serving requests from {worker.connected_proxies} {plural}."

@@ -1,0 +1,53 @@
+"""``JobsTable``: the most recent served requests — time, model, tokens, earnings, outcome."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+
+from app.core.money import format_ton
+from app.network.jobs import STATUS_OK, JobRecord
+
+_COLUMNS = ("Time", "Model", "Tokens", "Earned (TON)", "Duration", "Result")
+
+
+class JobsTable(QTableWidget):
+    """Read-only; replaced as a whole by :meth:`show_jobs` (newest first). No prompt text exists
+    to show: the job store never keeps it."""
+
+    def __init__(self) -> None:
+        super().__init__(0, len(_COLUMNS))
+        self.setHorizontalHeaderLabels(list(_COLUMNS))
+        self.verticalHeader().setVisible(False)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setAlternatingRowColors(True)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.setMinimumHeight(180)
+
+    def show_jobs(self, jobs: list[JobRecord]) -> None:
+        self.setRowCount(len(jobs))
+        for row, job in enumerate(jobs):
+            ok = job.status == STATUS_OK
+            result = "OK" if ok else f"{job.status} {job.error_code or job.http_status}".strip()
+            cells = (
+                datetime.fromtimestamp(job.started_at).strftime("%H:%M:%S"),
+                job.model,
+                str(job.tokens.total_tokens_used),
+                format_ton(job.earned_nanotons, trim=True),
+                f"{max(0.0, job.finished_at - job.started_at):.1f} s",
+                result,
+            )
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if column in (2, 3, 4):
+                    item.setTextAlignment(
+                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                    )
+                if column == 5 and not ok:
+                    item.setToolTip(job.error_message)
+                self.setItem(row, column, item)
