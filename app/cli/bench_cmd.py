@@ -84,6 +84,7 @@ def print_report(outcome: BenchmarkOutcome, out: TextIO) -> None:
                            (f"{result.parallel} requests at once", result.batched)):  # fmt: skip
         print(f"  {title}:", file=out)
         print(f"    generation      {_spread(figures.generation_tps, 'tokens/s')}", file=out)
+        print(f"    per answer      {_spread(figures.stream_tps, 'tokens/s')}", file=out)
         print(f"    prompt          {_spread(figures.prompt_tps, 'tokens/s')}", file=out)
         print(f"    first token     {_spread(figures.ttft_ms, 'ms')}", file=out)
     print(f"  {result.single.repeats} repeats, {result.max_tokens} tokens per answer, "

@@ -71,10 +71,18 @@ class Spread:
 
 @dataclass(frozen=True, slots=True)
 class ConcurrencyFigures:
-    """Figures at one concurrency: aggregate generation and prompt tokens/s, time to first token."""
+    """Figures at one concurrency, each a :class:`Spread` over the repeats.
+
+    ``generation_tps``: generated tokens per second of wall time, all requests together (prompt
+    processing included); ``served_prompt_tps``: their prompt tokens per second of wall time;
+    ``stream_tps``: how fast one answer streams once it started; ``prompt_tps``: prompt tokens per
+    second of time-to-first-token; ``ttft_ms``: median time to the first token.
+    """
 
     concurrency: int
     generation_tps: Spread
+    served_prompt_tps: Spread
+    stream_tps: Spread
     prompt_tps: Spread
     ttft_ms: Spread
     repeats: int
@@ -129,6 +137,8 @@ def _figures(data: dict[str, Any]) -> ConcurrencyFigures:
     return ConcurrencyFigures(
         concurrency=int(data["concurrency"]),
         generation_tps=Spread(**data["generation_tps"]),
+        served_prompt_tps=Spread(**data["served_prompt_tps"]),
+        stream_tps=Spread(**data["stream_tps"]),
         prompt_tps=Spread(**data["prompt_tps"]),
         ttft_ms=Spread(**data["ttft_ms"]),
         repeats=int(data["repeats"]),
@@ -225,6 +235,8 @@ def _summarise(rounds: Sequence[LoadRound], concurrency: int) -> ConcurrencyFigu
     return ConcurrencyFigures(
         concurrency=concurrency,
         generation_tps=Spread.of([r.generation_tps for r in rounds]),
+        served_prompt_tps=Spread.of([r.served_prompt_tps for r in rounds]),
+        stream_tps=Spread.of([r.stream_tps for r in rounds]),
         prompt_tps=Spread.of([r.prompt_tps for r in rounds]),
         ttft_ms=Spread.of([r.median_ttft_s * 1000.0 for r in rounds]),
         repeats=len(rounds),

@@ -25,8 +25,6 @@ DEFAULT_SCENARIOS: tuple[tuple[str, float], ...] = (
     ("typical", 0.25),
     ("busy", 0.75),
 )
-# Chat requests send about as many prompt tokens as they get back; both are billed.
-DEFAULT_PROMPT_RATIO = 1.0
 
 
 class EstimateError(UserFacingError):
@@ -68,42 +66,38 @@ def estimate_earnings(
     worker_fee_per_token: int,
     *,
     coefficient: int = COEFFICIENT_ONE,
-    prompt_ratio: float = DEFAULT_PROMPT_RATIO,
     prompt_multiplier: int = MULTIPLIER_ONE,
     completion_multiplier: int = MULTIPLIER_ONE,
     scenarios: tuple[tuple[str, float], ...] = DEFAULT_SCENARIOS,
 ) -> EarningsEstimate:
     """Estimate daily earnings from a benchmark and the network's ``worker_fee_per_token``.
 
-    While busy, the engine spends ``1/G`` seconds per generated token and ``r/P`` seconds on the
-    ``r`` prompt tokens that come with it (``G``, ``P``: measured aggregate generation and prompt
-    tokens/s), so it serves ``(1 + r) / (1/G + r/P)`` tokens per second.
+    While busy, the worker serves what the benchmark measured with all slots in use: its
+    generated tokens and the prompt tokens of those requests, per second of wall time (prompt
+    processing included). Both kinds are billed, each with its own multiplier.
     """
-    _check(worker_fee_per_token, coefficient, prompt_ratio, prompt_multiplier, scenarios)
+    _check(worker_fee_per_token, coefficient, scenarios)
+    _check_multiplier("prompt_multiplier", prompt_multiplier)
     _check_multiplier("completion_multiplier", completion_multiplier)
-    generation = result.batched.generation_tps.median
-    prompt = max(result.batched.prompt_tps.median, result.single.prompt_tps.median)
-    if generation <= 0:
+    completion_per_s = result.batched.generation_tps.median
+    prompt_per_s = result.batched.served_prompt_tps.median
+    if completion_per_s <= 0:
         raise EstimateError("The benchmark measured no generated tokens; run it again.")
-    seconds_per_completion_token = 1.0 / generation + (prompt_ratio / prompt if prompt > 0 else 0)
-    completion_per_s = 1.0 / seconds_per_completion_token
     estimates = []
     for name, busy in scenarios:
         completion = math.floor(completion_per_s * busy * SECONDS_PER_DAY)
-        prompt_tokens = math.floor(completion * prompt_ratio)
-        billed = _adjusted(prompt_tokens, coefficient, prompt_multiplier) + _adjusted(
+        prompt = math.floor(prompt_per_s * busy * SECONDS_PER_DAY)
+        billed = _adjusted(prompt, coefficient, prompt_multiplier) + _adjusted(
             completion, coefficient, completion_multiplier
         )
         estimates.append(
             ScenarioEstimate(name, busy, billed, Nanoton(billed * worker_fee_per_token))
         )
     return EarningsEstimate(
-        served_tokens_per_s=completion_per_s * (1.0 + prompt_ratio),
+        served_tokens_per_s=completion_per_s + prompt_per_s,
         worker_fee_per_token=Nanoton(worker_fee_per_token),
         scenarios=tuple(estimates),
-        assumptions=_assumptions(
-            result, worker_fee_per_token, coefficient, prompt_ratio, scenarios
-        ),
+        assumptions=_assumptions(result, worker_fee_per_token, coefficient, scenarios),
     )
 
 
@@ -116,14 +110,15 @@ def _assumptions(
     result: BenchmarkResult,
     fee: int,
     coefficient: int,
-    prompt_ratio: float,
     scenarios: tuple[tuple[str, float], ...],
 ) -> tuple[str, ...]:
+    batched = result.batched
     return (
-        f"Speed: {result.batched.generation_tps.median:.1f} generated tokens/s with "
-        f"{result.parallel} requests at once (median of {result.batched.repeats} runs of "
-        f"{result.model} on {result.device}).",
-        f"Each answer token comes with {prompt_ratio:g} prompt tokens; both are paid.",
+        f"Speed: {batched.generation_tps.median:.1f} generated and "
+        f"{batched.served_prompt_tps.median:.1f} prompt tokens/s with {result.parallel} requests "
+        f"at once (median of {batched.repeats} runs of {result.model} on {result.device}).",
+        f"Requests look like the benchmark's: short prompts and answers of up to "
+        f"{result.max_tokens} tokens; longer prompts pay more per second, longer answers less.",
         f"Pay: {format_ton(fee, trim=True)} TON per token (the network's worker fee) × your "
         f"price coefficient {coefficient / COEFFICIENT_ONE:g}.",
         "Demand is not known in advance: the scenarios assume the worker is busy "
@@ -133,20 +128,11 @@ def _assumptions(
     )
 
 
-def _check(
-    fee: int,
-    coefficient: int,
-    prompt_ratio: float,
-    prompt_multiplier: int,
-    scenarios: tuple[tuple[str, float], ...],
-) -> None:
+def _check(fee: int, coefficient: int, scenarios: tuple[tuple[str, float], ...]) -> None:
     if not _whole(fee):
         raise EstimateError("The worker fee must be a whole, non-negative number of nanotons.")
     if not _whole(coefficient):
         raise EstimateError("The price coefficient must be a whole, non-negative number.")
-    if not math.isfinite(prompt_ratio) or not 0 <= prompt_ratio <= 1000:
-        raise EstimateError("The prompt-to-answer ratio must be between 0 and 1000.")
-    _check_multiplier("prompt_multiplier", prompt_multiplier)
     if not scenarios or not all(
         math.isfinite(busy) and 0.0 <= busy <= 1.0 for _, busy in scenarios
     ):

@@ -73,6 +73,25 @@ class LoadRound:
         return self.generated_tokens / self.wall_s if self.wall_s > 0 else 0.0
 
     @property
+    def prompt_tokens(self) -> int:
+        return sum(s.prompt_tokens for s in self.samples)
+
+    @property
+    def served_prompt_tps(self) -> float:
+        """Prompt tokens of the round per second of wall time (they are billed too)."""
+        return self.prompt_tokens / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def stream_tps(self) -> float:
+        """Median speed one client sees once its answer streams: tokens after the first per s."""
+        rates = [
+            (s.completion_tokens - 1) / (s.total_s - s.ttft_s)
+            for s in self.samples
+            if s.completion_tokens > 1 and s.total_s > s.ttft_s
+        ]
+        return statistics.median(rates) if rates else 0.0
+
+    @property
     def median_ttft_s(self) -> float:
         return statistics.median(s.ttft_s for s in self.samples) if self.samples else 0.0
 
@@ -80,7 +99,7 @@ class LoadRound:
     def prompt_tps(self) -> float:
         """Prompt tokens per second of time-to-first-token (prompt processing, plus queueing)."""
         ttft = sum(s.ttft_s for s in self.samples)
-        return sum(s.prompt_tokens for s in self.samples) / ttft if ttft > 0 else 0.0
+        return self.prompt_tokens / ttft if ttft > 0 else 0.0
 
 
 def open_session(endpoint: BackendEndpoint, concurrency: int) -> aiohttp.ClientSession:

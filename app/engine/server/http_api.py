@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import time
@@ -19,6 +20,7 @@ from app.engine.server.requests import Endpoint, GenerationRequest, RequestError
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 ENGINE_NAME = "cocoon-batcher"
+_INLINE_TOKENIZE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +110,14 @@ class OpenAiApi:
         return await self._serve(request, "completion")
 
     async def _serve(self, request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
-        parsed = parse_body(await request.read(), endpoint)
+        raw = await request.read()
+        parsed = parse_body(raw, endpoint)
         self._check_model(parsed.model)
-        prompt = self._prompt_tokens(parsed)
+        if len(raw) > _INLINE_TOKENIZE_BYTES:
+            # Tokenising megabytes takes a while: keep the event loop serving the other streams.
+            prompt = await asyncio.to_thread(self._prompt_tokens, parsed)
+        else:
+            prompt = self._prompt_tokens(parsed)
         room = self._config.ctx - len(prompt)
         max_tokens = min(parsed.max_tokens or room, room)
         job = self._batcher.submit(prompt, max_tokens, parsed.sampling, parsed.stop)

@@ -98,6 +98,7 @@ def parse_body(raw: bytes, endpoint: Endpoint) -> GenerationRequest:
     n = _optional(body, "n", int)
     if n is not None and n != 1:
         raise RequestError(400, "Only n=1 is supported.", param="n")
+    _refuse_unsupported(body)
     stream = _optional(body, "stream", bool) or False
     stream_options = _optional(body, "stream_options", dict) or {}
     include_usage = bool(stream_options.get("include_usage", False))
@@ -113,6 +114,19 @@ def parse_body(raw: bytes, endpoint: Endpoint) -> GenerationRequest:
         include_usage=include_usage,
         sampling=_sampling(body),
     )
+
+
+def _refuse_unsupported(body: dict[str, Any]) -> None:
+    # Features this engine does not implement are refused rather than silently ignored: a client
+    # asking for JSON output or tool calls must not get free text it will fail to parse.
+    for name in ("logprobs", "top_logprobs", "tools", "functions", "logit_bias", "suffix"):
+        if body.get(name) not in (None, False, 0, [], {}):
+            raise RequestError(400, f"'{name}' is not supported by this server.", param=name)
+    response_format = body.get("response_format")
+    if response_format is not None and response_format != {"type": "text"}:
+        raise RequestError(
+            400, "Only the 'text' response_format is supported.", param="response_format"
+        )
 
 
 def _max_tokens(body: dict[str, Any]) -> int | None:

@@ -10,12 +10,14 @@ from app.engine.benchmark import BenchmarkKey, BenchmarkResult, ConcurrencyFigur
 from app.engine.earnings import SECONDS_PER_DAY, EstimateError, estimate_earnings
 
 
-def result(generation: float = 100.0, prompt: float = 1000.0) -> BenchmarkResult:
+def result(generation: float = 100.0, served_prompt: float = 120.0) -> BenchmarkResult:
     def figures(concurrency: int) -> ConcurrencyFigures:
         return ConcurrencyFigures(
             concurrency=concurrency,
             generation_tps=Spread(generation, generation * 0.9, generation * 1.1),
-            prompt_tps=Spread(prompt, prompt, prompt),
+            served_prompt_tps=Spread(served_prompt, served_prompt, served_prompt),
+            stream_tps=Spread(generation / concurrency, 1.0, generation),
+            prompt_tps=Spread(1000.0, 900.0, 1100.0),
             ttft_ms=Spread(50.0, 40.0, 60.0),
             repeats=3,
         )
@@ -36,14 +38,14 @@ def result(generation: float = 100.0, prompt: float = 1000.0) -> BenchmarkResult
 
 def test_typical_day_in_integer_nanotons() -> None:
     estimate = estimate_earnings(result(), worker_fee_per_token=2)
-    # 1 / (1/100 + 1/1000) completion tokens/s while busy, each with one prompt token.
-    completion = math.floor(1 / (0.01 + 0.001) * 0.25 * SECONDS_PER_DAY)
+    completion = math.floor(100.0 * 0.25 * SECONDS_PER_DAY)
+    prompt = math.floor(120.0 * 0.25 * SECONDS_PER_DAY)
     typical = estimate.scenario("typical")
-    assert typical.billed_tokens_per_day == 2 * completion
-    assert typical.nanotons_per_day == 2 * 2 * completion
+    assert typical.billed_tokens_per_day == completion + prompt
+    assert typical.nanotons_per_day == 2 * (completion + prompt)
     assert isinstance(typical.nanotons_per_day, int)
     assert typical.nanotons_per_hour == typical.nanotons_per_day // 24
-    assert estimate.served_tokens_per_s == pytest.approx(2 / 0.011)
+    assert estimate.served_tokens_per_s == pytest.approx(220.0)
 
 
 def test_scenarios_grow_with_demand() -> None:
@@ -54,16 +56,19 @@ def test_scenarios_grow_with_demand() -> None:
 
 
 def test_coefficient_and_multipliers_follow_the_billing_rule() -> None:
-    base = estimate_earnings(result(), 1, prompt_ratio=0.0, scenarios=(("all", 1.0),))
+    answers_only = result(served_prompt=0.0)
+    base = estimate_earnings(answers_only, 1, scenarios=(("all", 1.0),))
     tokens = base.scenarios[0].billed_tokens_per_day
-    scaled = estimate_earnings(result(), 1, prompt_ratio=0.0, scenarios=(("all", 1.0),),
+    scaled = estimate_earnings(answers_only, 1, scenarios=(("all", 1.0),),
                                coefficient=1500, completion_multiplier=5000)  # fmt: skip
     assert scaled.scenarios[0].billed_tokens_per_day == tokens * 1500 * 5000 // (1000 * 10000)
+    prompts_free = estimate_earnings(result(), 1, scenarios=(("all", 1.0),), prompt_multiplier=0)
+    assert prompts_free.scenarios[0].billed_tokens_per_day == tokens
 
 
 def test_assumptions_are_stated() -> None:
     text = " ".join(estimate_earnings(result(), 3, coefficient=1200).assumptions)
-    assert "100.0 generated tokens/s" in text
+    assert "100.0 generated and 120.0 prompt tokens/s" in text
     assert "0.000000003 TON per token" in text
     assert "1.2" in text
     assert "25% of the time (typical)" in text
@@ -77,12 +82,11 @@ def test_assumptions_are_stated() -> None:
         (1.5, {}),
         (True, {}),
         (1, {"coefficient": -1}),
-        (1, {"prompt_ratio": float("nan")}),
-        (1, {"prompt_ratio": -1.0}),
         (1, {"prompt_multiplier": -5}),
         (1, {"completion_multiplier": 2.5}),
         (1, {"scenarios": ()}),
         (1, {"scenarios": (("x", 1.5),)}),
+        (1, {"scenarios": (("x", float("nan")),)}),
     ],
 )
 def test_bad_inputs_are_refused(fee: object, kwargs: dict[str, object]) -> None:

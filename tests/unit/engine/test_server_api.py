@@ -51,7 +51,7 @@ async def batcher(model: LlamaModel) -> AsyncIterator[Batcher]:
 async def client(
     model: LlamaModel, batcher: Batcher
 ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    config = ApiConfig(ALIAS, model_path().name, CTX, max_body_bytes=64 * 1024)
+    config = ApiConfig(ALIAS, model_path().name, CTX, max_body_bytes=256 * 1024)
     server = TestServer(OpenAiApi(model, batcher, config).build_app(), host="127.0.0.1")
     async with TestClient(server) as test_client:
         yield test_client
@@ -198,7 +198,9 @@ async def test_client_disconnecting_mid_stream_frees_the_slot(
         ("/v1/completions", {"prompt": "word " * 400}, 400, "context_length_exceeded"),
         ("/v1/completions", {"prompt": list(range(CTX))}, 400, "context_length_exceeded"),
         ("/v1/completions", {"prompt": [10**9]}, 400, None),
-        ("/v1/completions", {"prompt": "x" * 70_000}, 413, None),
+        ("/v1/completions", {"prompt": "word " * 20_000}, 400, "context_length_exceeded"),
+        ("/v1/completions", {"prompt": "x" * 300_000}, 413, None),
+        ("/v1/completions", {"prompt": "hi", "logprobs": 2}, 400, None),
         ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "n": 3}, 400,
          None),
     ],
@@ -233,3 +235,19 @@ async def test_full_queue_is_refused_with_503(model: LlamaModel) -> None:
     await batcher.shutdown(0)
     with pytest.raises(RequestError):
         batcher.submit([1, 2, 3], 4, params, ())
+
+
+async def test_streamed_completion_stops_at_a_stop_string(client: TestClient[Any, Any]) -> None:
+    _, plain = await post(
+        client, "/v1/completions", {"prompt": STORY, "max_tokens": 12, "temperature": 0}
+    )
+    text = plain["choices"][0]["text"]
+    stop = text.split()[3]
+    body = {"prompt": STORY, "max_tokens": 12, "temperature": 0, "stop": stop, "stream": True}
+    async with client.post("/v1/completions", json=body) as response:
+        events = await read_events(response)
+    assert events[-1] == "[DONE]"
+    chunks = events[:-1]
+    assert all("usage" not in c for c in chunks)  # include_usage was not asked for
+    assert "".join(c["choices"][0]["text"] for c in chunks) == text[: text.index(stop)]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"

@@ -97,3 +97,28 @@ def test_bad_input_is_rejected_with_400(raw: bytes, endpoint: str, param: str | 
     assert caught.value.status == 400
     assert caught.value.param == param
     assert caught.value.body()["error"]["message"] == caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("logprobs", True),
+        ("top_logprobs", 3),
+        ("tools", [{"type": "function", "function": {"name": "f"}}]),
+        ("logit_bias", {"50": 10}),
+        ("response_format", {"type": "json_object"}),
+    ],
+)
+def test_unsupported_features_are_refused_not_ignored(field: str, value: object) -> None:
+    with pytest.raises(RequestError) as caught:
+        parse_body(body(**{field: value}), "chat")
+    assert caught.value.status == 400
+    assert caught.value.param == field
+
+
+def test_harmless_defaults_of_unsupported_features_pass() -> None:
+    parsed = parse_body(
+        body(logprobs=False, tools=[], response_format={"type": "text"}, stream_options=None),
+        "chat",
+    )
+    assert not parsed.include_usage
