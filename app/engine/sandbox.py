@@ -147,7 +147,9 @@ def sandbox_command(
         args += ["--bind", str(path), str(path)]
     if gpu:
         args += _gpu_binds()
-    return [*args, "--chdir", "/", "--", *inner]
+    # The root is a tmpfs holding the mount points; read-only, so only /tmp and the bound run
+    # folder take writes.
+    return [*args, "--remount-ro", "/", "--chdir", "/", "--", *inner]
 
 
 def engine_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 Speaks just enough of the OpenAI API (``GET /v1/models``, ``POST /v1/chat/completions``) over a Unix
 socket or a loopback port with a Bearer key, announces ``{"event": "ready"}`` like the real server,
-and misbehaves on request (``--behaviour``): crash on start, hang, die mid-request, ignore SIGTERM.
+and misbehaves on request (``--behaviour``): crash on start, hang, stop answering health checks,
+die mid-request, ignore SIGTERM.
 """
 
 from __future__ import annotations
@@ -48,7 +49,12 @@ def parse() -> argparse.Namespace:
 
 
 def build_app(args: argparse.Namespace, key: str | None) -> web.Application:
+    calls = {"models": 0}
+
     async def models(request: web.Request) -> web.Response:
+        calls["models"] += 1
+        if args.behaviour == "stall-health" and calls["models"] > 1:
+            await asyncio.sleep(3600)  # up, but no longer answering: a hung engine
         data = [{"id": args.alias, "object": "model"}]
         return web.json_response({"object": "list", "data": data})
 
