@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Protocol
 
 import psutil
@@ -28,18 +28,57 @@ from app.engine.benchmark import (
 from app.engine.catalog import Catalog, ModelEntry, installed_model_path, load_catalog
 from app.engine.endpoint import BackendEndpoint
 from app.engine.gpu_probe import GpuInfo, GpuInventory
-from app.engine.server.launcher import ReadyEvent, launched_engine
+from app.engine.sandbox import detect_sandbox
+from app.engine.server.launcher import launched_engine
 from app.engine.sizing import EngineLaunch, GpuBudget, HardwareBudget, plan_launch
+from app.engine.supervisor import EngineStartError as SupervisorStartError
+from app.engine.supervisor import EngineSupervisor, RestartPolicy
 
 # Stopping the engine and writing the cache must fit inside the user's budget too.
 _STOP_MARGIN_S = 2.0
 _MIN_MEASURE_S = 5.0
+_SANDBOX_PROBE_S = 15.0
 
 
 class EngineLauncher(Protocol):
+    """Runs the engine for ``launch`` while the block runs and yields where it listens."""
+
     def __call__(
-        self, launch: EngineLaunch, run_dir: Path, *, stderr_log: Path | None = None
-    ) -> contextlib.AbstractAsyncContextManager[tuple[BackendEndpoint, ReadyEvent]]: ...
+        self, launch: EngineLaunch, paths: AppPaths
+    ) -> contextlib.AbstractAsyncContextManager[BackendEndpoint]: ...
+
+
+@contextlib.asynccontextmanager
+async def supervised_engine(
+    launch: EngineLaunch, paths: AppPaths
+) -> AsyncIterator[BackendEndpoint]:
+    """The engine as the worker runs it: ``EngineSupervisor`` in the sandbox, no restarts.
+
+    Its own run folder keeps its socket apart from a worker engine that may be running too.
+    """
+    report = await asyncio.wait_for(asyncio.to_thread(detect_sandbox), _SANDBOX_PROBE_S)
+    supervisor = EngineSupervisor(
+        launch,
+        run_dir=paths.run_dir / "benchmark",
+        log_dir=paths.log_dir,
+        sandbox=report,
+        policy=RestartPolicy(max_failures=1),
+    )
+    await supervisor.start()
+    try:
+        yield await supervisor.wait_ready()
+    except SupervisorStartError as exc:
+        raise BenchmarkError(exc.message, hint=exc.hint) from exc
+    finally:
+        await supervisor.aclose()
+
+
+@contextlib.asynccontextmanager
+async def direct_engine(launch: EngineLaunch, paths: AppPaths) -> AsyncIterator[BackendEndpoint]:
+    """The engine child without sandbox or supervisor (tests, development)."""
+    log = paths.log_dir / "engine-benchmark.log"
+    async with launched_engine(launch, paths.run_dir, stderr_log=log) as (endpoint, _):
+        yield endpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +102,7 @@ class BenchmarkRunner:
     """Runs one benchmark at a time for the CLI and the wizard.
 
     The probe and launcher are injectable so tests can pin the device; by default the real GPU
-    probe and the real engine child are used.
+    probe and the supervised, sandboxed engine child are used.
     """
 
     def __init__(
@@ -72,7 +111,7 @@ class BenchmarkRunner:
         *,
         catalog: Catalog | None = None,
         probe: Callable[[], Awaitable[GpuInventory]] = gpu_probe.probe,
-        launcher: EngineLauncher = launched_engine,
+        launcher: EngineLauncher = supervised_engine,
     ) -> None:
         self._paths = paths
         self._catalog = catalog
@@ -115,7 +154,7 @@ class BenchmarkRunner:
         )  # fmt: skip
         device = gpu.name if gpu else f"CPU ({inventory.cpu.model})"
         progress(f"starting the engine: {entry.name} on {device}, {launch.parallel} slots")
-        async with self._engine(launch) as endpoint:
+        async with self._launcher(launch, self._paths) as endpoint:
             remaining = plan.budget_s - (time.monotonic() - started) - _STOP_MARGIN_S
             if remaining < _MIN_MEASURE_S:
                 raise BenchmarkError(
@@ -128,12 +167,6 @@ class BenchmarkRunner:
             )  # fmt: skip
         self._cache.store(result)
         return BenchmarkOutcome(result, from_cache=False)
-
-    @contextlib.asynccontextmanager
-    async def _engine(self, launch: EngineLaunch) -> AsyncIterator[BackendEndpoint]:
-        log = self._paths.log_dir / "engine-benchmark.log"
-        async with self._launcher(launch, self._paths.run_dir, stderr_log=log) as (endpoint, _):
-            yield endpoint
 
 
 def _pick_gpu(inventory: GpuInventory, indices: tuple[int, ...]) -> GpuInfo | None:

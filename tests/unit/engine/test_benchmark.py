@@ -23,11 +23,11 @@ from app.engine.benchmark import (
     measure_engine,
     model_sha256,
 )
-from app.engine.benchmark_runner import BenchmarkOutcome, BenchmarkRunner
+from app.engine.benchmark_runner import BenchmarkOutcome, BenchmarkRunner, direct_engine
 from app.engine.catalog import bundled_model_path, load_catalog
 from app.engine.endpoint import BackendEndpoint
 from app.engine.gpu_probe import CpuInfo, GpuInventory
-from app.engine.server.launcher import ReadyEvent, launched_engine
+from app.engine.server.launcher import launched_engine
 from app.engine.sizing import EngineLaunch
 from tests.unit.engine.test_earnings import result as sample_result
 
@@ -118,7 +118,7 @@ def test_cli_unknown_model(tmp_path: Path) -> None:
 @pytest.mark.slow
 async def test_real_run_then_cached(paths: AppPaths) -> None:
     lines: list[str] = []
-    runner = BenchmarkRunner(paths, probe=cpu_probe)
+    runner = BenchmarkRunner(paths, probe=cpu_probe)  # the supervised, sandboxed engine
     plan = BenchmarkPlan(budget_s=120, repeats=1, max_tokens=8)
     first = await runner.run(plan=plan, progress=lines.append)
     assert not first.from_cache
@@ -132,8 +132,8 @@ async def test_real_run_then_cached(paths: AppPaths) -> None:
     assert any("warming up" in line for line in lines)
 
     def no_engine(
-        launch: EngineLaunch, run_dir: Path, *, stderr_log: Path | None = None
-    ) -> contextlib.AbstractAsyncContextManager[tuple[BackendEndpoint, ReadyEvent]]:
+        launch: EngineLaunch, paths: AppPaths
+    ) -> contextlib.AbstractAsyncContextManager[BackendEndpoint]:
         raise AssertionError("a cached result must not start the engine")
 
     cached = await BenchmarkRunner(paths, probe=cpu_probe, launcher=no_engine).run(plan=plan)
@@ -143,7 +143,7 @@ async def test_real_run_then_cached(paths: AppPaths) -> None:
 @pytest.mark.engine
 @pytest.mark.slow
 async def test_budget_too_small_is_a_clear_error(paths: AppPaths) -> None:
-    runner = BenchmarkRunner(paths, probe=cpu_probe)
+    runner = BenchmarkRunner(paths, probe=cpu_probe, launcher=direct_engine)
     with pytest.raises(BenchmarkError, match="time budget"):
         await runner.run(plan=BenchmarkPlan(budget_s=3), use_cache=False)
     launch = EngineLaunch(
