@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
+import aiohttp
+
 from app.core.errors import UserFacingError
 from app.core.observable import Observable, Unsubscribe
 from app.core.paths import AppPaths
@@ -33,6 +35,7 @@ from app.network.worker_config import WorkerConfig
 
 _log = logging.getLogger(__name__)
 
+BACKEND_CHECK_TIMEOUT = 5.0
 EarningPhase = Literal["stopped", "starting", "earning", "paused", "stopping", "failed"]
 
 
@@ -89,6 +92,28 @@ class _Lane:
     engine: EngineSupervisor | None = None
     worker: CocoonWorker | None = None
     unsubscribers: tuple[Unsubscribe, ...] = ()
+
+
+async def check_backend(endpoint: BackendEndpoint) -> None:
+    """Ask a user-supplied backend for ``/v1/models``; a clear error if it does not answer."""
+    headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(BACKEND_CHECK_TIMEOUT)) as session,
+            session.get(f"{endpoint.base_url}/v1/models", headers=headers) as response,
+        ):
+            if response.status >= 400:
+                raise UserFacingError(
+                    f"Your server at {endpoint.base_url} answered /v1/models with HTTP "
+                    f"{response.status}.",
+                    hint="Check that it is an OpenAI-compatible server and its API key.",
+                )
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise UserFacingError(
+            f"Your server at {endpoint.base_url} is not answering ({type(exc).__name__}).",
+            hint="Start it first, or clear Settings → Engine → backend URL to use the built-in "
+            "engine.",
+        ) from None
 
 
 class EarningController:
@@ -183,6 +208,7 @@ class EarningController:
                     hint="Settings → Engine → Model, e.g. Qwen/Qwen3-8B.",
                 )
             self._publish(model=model, device="your server", sandbox="your server")
+            await check_backend(endpoint)
         else:
             endpoint, model = await self._start_engine(lane, settings)
         max_active = settings.worker.max_active_requests or endpoint.capacity

@@ -13,6 +13,8 @@ import pytest
 
 from app import __version__
 from app.cli.main import main
+from app.cli.run_cmd import parse_coefficient
+from app.core.errors import UserFacingError
 
 ROOT = Path(__file__).parents[2]
 
@@ -141,3 +143,36 @@ def test_data_dir_that_cannot_be_created(
     blocker.write_text("")
     assert main(["--data-dir", str(blocker / "sub"), "run", "--headless"]) == 1
     assert "Error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("text", "value"), [("1", 1000), ("1.5", 1500), ("0.001", 1), ("0", 0)])
+def test_coefficient_is_parsed_exactly(text: str, value: int) -> None:
+    assert parse_coefficient(text) == value
+
+
+@pytest.mark.parametrize("text", ["abc", "1.0001", "-1", "1000000", "nan", "inf"])
+def test_bad_coefficient_is_rejected(text: str) -> None:
+    with pytest.raises(UserFacingError, match="coefficient"):
+        parse_coefficient(text)
+
+
+def test_bad_coefficient_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--data-dir", str(tmp_path), "run", "--headless", "--coefficient", "x"]) == 1
+    assert "not a price coefficient" in capsys.readouterr().err
+
+
+@pytest.mark.allow_log_warnings
+def test_headless_exits_1_when_earning_cannot_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["--data-dir", str(tmp_path), "run", "--headless", "--backend-url",
+         "http://127.0.0.1:9", "--model", "Qwen/Qwen3-8B"]
+    )
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "could not start earning" in out
+    assert "not answering" in out
+    assert out.rstrip().endswith("stopped")

@@ -1,0 +1,142 @@
+"""Start earning end to end on the local network: client API → test proxy → worker → backend.
+
+The backend is the mock OpenAI server (fast, deterministic usage) through ``--backend-url``; the
+real llama.cpp engine path is covered by ``test_engine_earning.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from app.bootstrap import BuildOptions, Services, build_services
+from app.core.errors import UserFacingError
+from app.core.paths import AppPaths
+from app.core.settings import NetworkName, Settings
+from app.core.settings_store import SettingsStore
+from app.devnet.mock_backend import MockBackend, MockBackendConfig
+from app.wallet.keyring_cache import KeyringCache
+from tests.conftest import MemoryKeyring
+from tests.fakes.fake_pynvml import FakeNvml
+from tests.ui.conftest import FAST_KDF
+
+MODEL = "Qwen/Qwen3-8B"
+
+
+@pytest.fixture
+async def backend() -> AsyncIterator[MockBackend]:
+    mock = MockBackend(MockBackendConfig(model=MODEL))
+    await mock.start()
+    yield mock
+    await mock.aclose()
+
+
+def _services(
+    tmp_path: Path, network: NetworkName = "devnet", **engine: str
+) -> Services:
+    paths = AppPaths(tmp_path).ensure()
+    store = SettingsStore.load(paths.settings_file)
+
+    def override(settings: Settings) -> Settings:
+        return dataclasses.replace(
+            settings,
+            engine=dataclasses.replace(settings.engine, **engine),
+            devnet=dataclasses.replace(settings.devnet, demand_requests_per_minute=0),
+        )
+
+    options = BuildOptions(
+        nvml=FakeNvml(1).module,
+        override=override,
+        wallet_kdf=FAST_KDF,
+        wallet_refresh_s=None,
+        keyring=KeyringCache(backend=MemoryKeyring()),
+    )
+    return build_services(paths, store, network, options)
+
+
+async def _wait_for(predicate: object, timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():  # type: ignore[operator]
+            await asyncio.sleep(0.05)
+
+
+async def test_start_earning_serves_and_bills(tmp_path: Path, backend: MockBackend) -> None:
+    services = _services(tmp_path, backend_url=backend.url, model=MODEL)
+    await services.start()
+    try:
+        await services.earning.start_earning()
+        local = services.local_network
+        assert local is not None
+        await _wait_for(lambda: local.proxy.models() == [MODEL])
+        url = f"{local.client_api.url}/v1/chat/completions"
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        async with aiohttp.ClientSession() as session, session.post(url, json=body) as response:
+            assert response.status == 200
+            text = await response.text()
+        assert '"usage"' in text
+        serving = services.earning.status.value.serving
+        assert serving is not None
+        await _wait_for(lambda: services.earning.status.value.serving.served == 1)  # type: ignore[union-attr]
+        status = services.earning.status.value
+        assert status.phase == "earning"
+        assert status.serving is not None
+        assert status.serving.tokens.total_tokens_used > 0
+        assert "served 1" in services.status_line()
+        await services.jobs.flush()
+        jobs = await services.jobs.recent(5)
+        assert len(jobs) == 1
+        assert jobs[0].model == MODEL
+        assert "hi" not in repr(jobs[0])
+    finally:
+        await services.aclose()
+    assert services.earning.status.value.phase == "stopped"
+
+
+@pytest.mark.allow_log_warnings
+async def test_backend_url_without_model_is_a_clear_failure(
+    tmp_path: Path, backend: MockBackend
+) -> None:
+    services = _services(tmp_path, backend_url=backend.url)
+    await services.start()
+    try:
+        with pytest.raises(UserFacingError, match="model name"):
+            await services.earning.start_earning()
+        status = services.earning.status.value
+        assert status.phase == "failed"
+        assert "model name" in status.message
+        assert not services.earning.earning
+    finally:
+        await services.aclose()
+
+
+@pytest.mark.allow_log_warnings
+@pytest.mark.parametrize(
+    ("network", "message"),
+    [("custom", "No proxy to connect to"), ("mainnet", "not possible from this computer")],
+)
+async def test_networks_without_a_target_explain_why(
+    tmp_path: Path, backend: MockBackend, network: NetworkName, message: str
+) -> None:
+    services = _services(tmp_path, network, backend_url=backend.url, model=MODEL)
+    with pytest.raises(UserFacingError, match=message):
+        await services.earning.start_earning()
+    assert services.earning.status.value.phase == "failed"
+
+
+async def test_stop_and_start_again(tmp_path: Path, backend: MockBackend) -> None:
+    services = _services(tmp_path, backend_url=backend.url, model=MODEL)
+    await services.start()
+    try:
+        await services.earning.start_earning()
+        await services.earning.start_earning()  # a second press does nothing
+        await services.earning.stop_earning()
+        assert services.earning.status.value.phase == "stopped"
+        await services.earning.start_earning()
+        assert services.earning.earning
+    finally:
+        await services.aclose()
