@@ -55,13 +55,13 @@ class SandboxReport:
 class ResourceLimits:
     """Per-process limits for the engine child (``None``: leave that limit alone).
 
-    ``processes`` counts threads too (RLIMIT_NPROC is per user), so it must leave room for the
-    user's other programs; it only stops runaway forking.
+    ``processes`` counts threads too and all of the user's processes (RLIMIT_NPROC is per user):
+    use :func:`process_limit`, which leaves room for the user's other programs.
     """
 
     address_space: int | None = None
     open_files: int | None = 1024
-    processes: int | None = 4096
+    processes: int | None = None
 
     def as_args(self) -> list[str]:
         args: list[str] = []
@@ -70,6 +70,23 @@ class ResourceLimits:
             if value is not None:
                 args += [flag, str(value)]
         return args
+
+
+def process_limit(headroom: int = 1024) -> int | None:
+    """An RLIMIT_NPROC for the engine: the user's tasks now plus ``headroom`` for the engine's
+    threads, so a fork bomb stops at once while the user's own programs are untouched.
+
+    Blocking (walks /proc, tens of milliseconds); ``None`` where the limit does not exist.
+    """
+    if os.name != "posix":
+        return None
+    uid = os.getuid()
+    tasks = 0
+    for proc in psutil.process_iter(["uids", "num_threads"]):
+        uids, threads = proc.info["uids"], proc.info["num_threads"]
+        if uids is not None and uids.real == uid and threads:
+            tasks += threads
+    return tasks + headroom
 
 
 def detect_sandbox(bwrap: str | None = None) -> SandboxReport:

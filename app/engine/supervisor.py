@@ -38,6 +38,7 @@ from app.engine.sandbox import (
     SandboxReport,
     engine_env,
     kill_tree,
+    process_limit,
     process_tree,
     sandbox_command,
     terminate_leaves,
@@ -251,7 +252,10 @@ class EngineSupervisor:
             [*self._program, *self._engine_args(), *listen],
             read_only=(self._launch.model_path, *self._extra_ro),
             read_write=(socket_dir,),
-            limits=ResourceLimits(address_space=self._launch.address_space_limit),
+            limits=ResourceLimits(
+                address_space=self._launch.address_space_limit,
+                processes=await asyncio.wait_for(asyncio.to_thread(process_limit), 30),
+            ),
             gpu=self._launch.gpu_index is not None,
         )
         gpus = "" if self._launch.gpu_index is None else str(self._launch.gpu_index)

@@ -20,6 +20,7 @@ from app.engine.sandbox import (
     SandboxReport,
     detect_sandbox,
     engine_env,
+    process_limit,
     sandbox_command,
 )
 
@@ -157,13 +158,19 @@ def test_limits_launcher_needs_a_program() -> None:
 
 
 def test_limits_launcher_execs_the_program_with_the_limits() -> None:
-    code = "import resource; print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+    nproc = process_limit()
+    assert nproc is not None
+    assert nproc > 1024  # the user's current tasks plus the engine's headroom
+    code = (
+        "import resource as r; print(r.getrlimit(r.RLIMIT_NOFILE)[0], "
+        "r.getrlimit(r.RLIMIT_NPROC)[0])"
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "app.engine.sandbox", "--nofile", "64", "--", sys.executable,
-         "-c", code],
+        [sys.executable, "-m", "app.engine.sandbox", "--nofile", "64", "--nproc", str(nproc),
+         "--", sys.executable, "-c", code],
         capture_output=True, env=engine_env(), check=True,
     )  # fmt: skip
-    assert done.stdout.strip() == b"64"
+    assert done.stdout.split() == [b"64", str(nproc).encode()]
 
 
 def test_engine_env_carries_nothing_of_the_users(monkeypatch: pytest.MonkeyPatch) -> None:
