@@ -251,3 +251,13 @@ async def test_streamed_completion_stops_at_a_stop_string(client: TestClient[Any
     assert all("usage" not in c for c in chunks)  # include_usage was not asked for
     assert "".join(c["choices"][0]["text"] for c in chunks) == text[: text.index(stop)]
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+async def test_sampling_options_are_applied(client: TestClient[Any, Any]) -> None:
+    body = {"prompt": STORY, "max_tokens": 4, "temperature": 0.8, "top_k": 20, "top_p": 0.9,
+            "min_p": 0.05, "repeat_penalty": 1.1, "presence_penalty": 0.5, "seed": 42}  # fmt: skip
+    first = await post(client, "/v1/completions", body)
+    second = await post(client, "/v1/completions", body)
+    assert first[0] == second[0] == 200
+    # The same seed gives the same answer.
+    assert first[1]["choices"][0]["text"] == second[1]["choices"][0]["text"]

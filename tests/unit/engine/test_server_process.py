@@ -93,3 +93,22 @@ async def test_bad_command_line_exits_2_without_listening(tmp_path: Path) -> Non
     assert proc.returncode == 2
     assert out == b""
     assert b"--model" in err
+
+
+async def test_sigterm_lets_a_running_request_finish(tmp_path: Path) -> None:
+    sock = tmp_path / "engine.sock"
+    proc, _ = await start("--uds", str(sock), "--shutdown-grace", "30")
+    connector = aiohttp.UnixConnector(path=str(sock))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        body = {"prompt": "Once upon a time", "max_tokens": 40, "temperature": 0, "stream": True,
+                "stream_options": {"include_usage": True}}  # fmt: skip
+        async with session.post("http://engine/v1/completions", json=body) as response:
+            first = await response.content.readline()
+            assert first.startswith(b"data: ")
+            proc.send_signal(signal.SIGTERM)  # while the answer is streaming
+            rest = await response.read()
+    assert rest.rstrip().endswith(b"data: [DONE]")
+    assert b'"completion_tokens":40' in rest
+    assert proc.stderr is not None
+    await proc.stderr.read()
+    assert await asyncio.wait_for(proc.wait(), 60) == 0
