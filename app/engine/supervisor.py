@@ -16,6 +16,7 @@ import json
 import logging
 import logging.handlers
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -144,7 +145,6 @@ class EngineSupervisor:
         )  # fmt: skip
         self._task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
-        self._child: _Child | None = None
 
     @property
     def endpoint(self) -> BackendEndpoint | None:
@@ -195,11 +195,14 @@ class EngineSupervisor:
             self._publish("draining", "Stopping after the running requests.", keep_endpoint=True)
 
     async def aclose(self) -> None:
+        """Drain, stop the child (SIGTERM, then SIGKILL of its tree) and publish ``stopped``."""
         self._closing.set()
         if self._task is not None:
             await self._task
         if self.status.value.state != "failed":
             self._publish("stopped", "")
+        if self._sock_dir is not None and self._sock_dir.parent != self._run_dir:
+            shutil.rmtree(self._sock_dir, ignore_errors=True)  # the short temp folder
         if self._engine_log is not None:
             self._engine_log.close()
             self._engine_log = None
@@ -207,6 +210,13 @@ class EngineSupervisor:
     # -- the supervision loop -----------------------------------------------------------------
 
     async def _supervise(self) -> None:
+        try:
+            await self._supervise_loop()
+        except Exception:  # a bug here must still end in a visible state, not a silent stall
+            _log.exception("engine %s supervisor failed", self._tag)
+            self._publish("failed", "The engine supervisor failed; see the app log.")
+
+    async def _supervise_loop(self) -> None:
         failures, restarts = 0, 0
         while not self._closing.is_set():
             self._publish("starting", "", restarts=restarts)
@@ -268,7 +278,6 @@ class EngineSupervisor:
             start_new_session=True,
         )
         child = _Child(proc=proc, endpoint=endpoint)
-        self._child = child
         child.readers = [
             asyncio.create_task(self._read_stdout(child), name=f"engine {self._tag} stdout"),
             asyncio.create_task(self._read_stderr(child), name=f"engine {self._tag} stderr"),
@@ -399,7 +408,6 @@ class EngineSupervisor:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
-        self._child = None
         _remove_run_files(self._socket_dir())
 
     # -- the child's output ---------------------------------------------------------------------
