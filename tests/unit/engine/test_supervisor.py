@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import psutil
@@ -44,10 +45,10 @@ needs_bwrap = pytest.mark.skipif(
 )
 
 
-def launch_for(model: Path = MODEL) -> EngineLaunch:
+def launch_for(model: Path = MODEL, gpu_index: int | None = None) -> EngineLaunch:
     return EngineLaunch(model_name=NAME, model_path=model, context_length=512, parallel=2,
-                        threads=1, gpu_index=None, gpu_layers=0, batch_size=64,
-                        address_space_limit=None)  # fmt: skip
+                        threads=1, gpu_index=gpu_index, gpu_layers=0 if gpu_index is None else -1,
+                        batch_size=64, address_space_limit=None)  # fmt: skip
 
 
 @asynccontextmanager
@@ -60,12 +61,14 @@ async def supervised(
     timeouts: EngineTimeouts = FAST,
     model: Path = MODEL,
     program: list[str] | None = None,
+    gpu_index: int | None = None,
 ) -> AsyncIterator[tuple[EngineSupervisor, list[EngineStatus]]]:
     argv = program or [sys.executable, str(PROGRAM), "--behaviour", behaviour,
                        "--state-dir", str(tmp_path)]  # fmt: skip
     supervisor = EngineSupervisor(
-        launch_for(model), run_dir=tmp_path / "run", log_dir=tmp_path / "logs", sandbox=report,
-        program=argv, extra_read_only=[PROGRAM], policy=policy, timeouts=timeouts,
+        launch_for(model, gpu_index), run_dir=tmp_path / "run", log_dir=tmp_path / "logs",
+        sandbox=report, program=argv, extra_read_only=[PROGRAM], policy=policy,
+        timeouts=timeouts,
     )  # fmt: skip
     seen: list[EngineStatus] = []
     supervisor.status.subscribe(seen.append)
@@ -159,6 +162,32 @@ async def test_strong_level_serves_on_a_unix_socket_only(tmp_path: Path) -> None
         sock = endpoint.unix_socket
     assert not sock.exists()
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+async def models_of(endpoint: BackendEndpoint) -> Any:
+    headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
+    async with (
+        session_for(endpoint) as session,
+        session.get(f"{endpoint.base_url}/v1/models", headers=headers) as response,
+    ):
+        return await response.json()
+
+
+@pytest.mark.parametrize("gpu_index", [None, 1])
+async def test_the_child_gets_the_launch_and_only_its_gpu(
+    tmp_path: Path, gpu_index: int | None
+) -> None:
+    async with supervised(tmp_path, gpu_index=gpu_index) as (supervisor, _):
+        launch = (await models_of(await supervisor.wait_ready()))["launch"]
+        assert supervisor.status.value.gpu_index == gpu_index
+    assert launch == {
+        "ctx": 512, "parallel": 2, "threads": 1, "batch": 64, "model": str(MODEL),
+        "gpu_layers": 0 if gpu_index is None else -1,
+        # CPU engines see no GPU at all; a GPU engine sees exactly its own.
+        "cuda_visible_devices": "" if gpu_index is None else "1",
+    }  # fmt: skip
+    tag = "cpu" if gpu_index is None else "gpu1"
+    assert (tmp_path / "logs" / f"engine-{tag}.log").is_file()
 
 
 async def test_drain_keeps_the_endpoint_until_stopped(tmp_path: Path) -> None:
