@@ -228,6 +228,18 @@ def installed_model_path(model: ModelEntry, models_dir: Path) -> Path:
     return path
 
 
+def installed_models(catalog: Catalog, models_dir: Path) -> frozenset[str]:
+    """Names of the models whose file is on disk with the right size (bundled ones included)."""
+    names = set()
+    for model in catalog.models:
+        try:
+            installed_model_path(model, models_dir)
+        except ModelFileError:
+            continue
+        names.add(model.name)
+    return frozenset(names)
+
+
 def choose_model(
     hardware: HardwareBudget,
     catalog: Catalog,

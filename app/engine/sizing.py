@@ -211,5 +211,27 @@ def plan_launch(
     )
 
 
+def plan_launches(
+    model: ModelSize,
+    model_path: Path,
+    hardware: HardwareBudget,
+    *,
+    gpu_indices: tuple[int, ...] = (),
+    context_override: int = 0,
+) -> tuple[EngineLaunch, ...]:
+    """One launch per GPU (``gpu_indices``; empty means every GPU), or one CPU launch if the
+    machine has no GPU. Every engine serves the same model: the worker announces one model."""
+    if not hardware.gpus:
+        return (plan_launch(model, model_path, hardware, gpu_index=None,
+                            context_override=context_override),)  # fmt: skip
+    indices = gpu_indices or tuple(g.index for g in hardware.gpus)
+    return tuple(
+        plan_launch(
+            model, model_path, hardware, gpu_index=index, context_override=context_override
+        )  # fmt: skip
+        for index in indices
+    )
+
+
 def _gib(value: int) -> str:
     return f"{value / GIB:.1f} GiB"

@@ -18,6 +18,7 @@ from app.engine.catalog import (
     bundled_model_path,
     choose_model,
     installed_model_path,
+    installed_models,
     load_catalog,
     parse_catalog,
 )
@@ -29,6 +30,7 @@ from app.engine.sizing import (
     HardwareBudget,
     ModelTooLargeError,
     plan_launch,
+    plan_launches,
 )
 
 SMOLLM = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -280,3 +282,22 @@ def test_bundled_model_of_a_missing_package_is_a_clear_error(catalog: Catalog) -
 
 def _asdict(model: ModelEntry) -> dict[str, Any]:
     return {name: getattr(model, name) for name in ModelEntry.__dataclass_fields__}
+
+
+def test_installed_models_lists_bundled_and_whole_downloads(
+    tmp_path: Path, catalog: Catalog
+) -> None:
+    assert installed_models(catalog, tmp_path) == frozenset({SMOLLM})
+    model = _downloadable(catalog)
+    with (tmp_path / model.file).open("wb") as handle:
+        handle.truncate(model.size_bytes)  # sparse: only the size is checked here
+    assert installed_models(catalog, tmp_path) == frozenset({SMOLLM, model.name})
+
+
+def test_one_launch_per_selected_gpu_or_one_on_the_cpu(catalog: Catalog) -> None:
+    model = catalog.get("Qwen/Qwen3-8B")
+    two = _hardware((24, 24))
+    assert [x.gpu_index for x in plan_launches(model, Path("/m"), two)] == [0, 1]
+    assert [x.gpu_index for x in plan_launches(model, Path("/m"), two, gpu_indices=(1,))] == [1]
+    cpu = plan_launches(catalog.default, Path("/m"), _hardware(), context_override=1024)
+    assert [(x.gpu_index, x.context_length) for x in cpu] == [(None, 1024)]
