@@ -226,9 +226,7 @@ def plan_launches(
                             context_override=context_override),)  # fmt: skip
     indices = gpu_indices or tuple(g.index for g in hardware.gpus)
     return tuple(
-        plan_launch(
-            model, model_path, hardware, gpu_index=index, context_override=context_override
-        )  # fmt: skip
+        plan_launch(model, model_path, hardware, gpu_index=index, context_override=context_override)
         for index in indices
     )
 
