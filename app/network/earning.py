@@ -36,6 +36,7 @@ from app.network.worker_config import WorkerConfig
 _log = logging.getLogger(__name__)
 
 BACKEND_CHECK_TIMEOUT = 5.0
+IDLE_MESSAGE = "Press Start earning to serve AI requests and earn TON."
 EarningPhase = Literal["stopped", "starting", "earning", "paused", "stopping", "failed"]
 
 
@@ -56,7 +57,7 @@ class EarningStatus:
     """Everything the dashboard shows about earning, as one immutable snapshot."""
 
     phase: EarningPhase = "stopped"
-    message: str = "Not earning. Press Start earning."
+    message: str = IDLE_MESSAGE
     model: str = ""
     device: str = ""
     sandbox: str = ""
@@ -189,7 +190,7 @@ class EarningController:
                 return
             self._publish(phase="stopping", message="Finishing running requests…")
             await self._tear_down(lane)
-            self._publish(phase="stopped", message="Not earning. Press Start earning.")
+            self._publish(phase="stopped", message=IDLE_MESSAGE)
 
     # --- bring-up -----------------------------------------------------------------------
 

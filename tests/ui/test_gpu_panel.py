@@ -475,7 +475,7 @@ async def test_dashboard_shows_the_panel_only_when_given_telemetry(
     await rig.rounds(3)
     assert page.gpu_panel is not None
     assert page.gpu_panel.cards[0].metrics["temperature"].value.text() == "45 °C"
-    assert page.status_card.value.text() == "Not earning"
+    assert page.status_card.value.text() == "Stopped"
     assert page.gpu_card.value.text() == "45 °C"
     assert page.gpu_card.detail.text() == "NVIDIA GeForce RTX 4090 · 60 W · 0 % busy"
     _shoot(page, "dashboard")

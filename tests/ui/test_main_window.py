@@ -65,13 +65,13 @@ def test_pages_and_navigation(window: MainWindow) -> None:
 async def test_status_changes_reach_the_dashboard(window: MainWindow, services: Services) -> None:
     await services.start()
     try:
-        assert window.dashboard.status_card.value.text() == "Not earning"
-        assert "[devnet] running" in window.dashboard.status_card.detail.text()
+        assert window.dashboard.phase_label.text() == "Not earning"
+        assert window.dashboard.status_card.value.text() == "Stopped"
         assert window.dashboard.start_button.text() == "Start earning"
         assert "proxy 127.0.0.1:" in window.dashboard.network_label.text()
     finally:
         await services.aclose()
-    assert "[devnet] stopped" in window.dashboard.status_card.detail.text()
+    assert services.status.value.phase == "stopped"
 
 
 def test_close_hides_to_tray(qtbot: QtBot, window: MainWindow) -> None:

@@ -35,6 +35,14 @@ _PHASE_TITLE = {
     "failed": ("Could not start", "#b91c1c"),
 }
 _JOBS_REFRESH_MS = 1500
+_ENGINE_STATE = {
+    "stopped": "Stopped",
+    "starting": "Loading…",
+    "ready": "Ready",
+    "draining": "Finishing…",
+    "crashed": "Restarting…",
+    "failed": "Failed",
+}
 
 
 class DashboardPage(Page):
@@ -59,7 +67,7 @@ class DashboardPage(Page):
         self._build_hero()
         grid = QGridLayout()
         grid.setSpacing(16)
-        self.status_card = Card("Status", "Starting…")
+        self.status_card = Card("Engine", "Stopped")
         self.gpu_card = Card("GPU", "—", "Waiting for the first sample")
         self.jobs_card = Card("Jobs served today", "0")
         self.earnings_card = Card("Earned today", "0 TON")
@@ -141,8 +149,6 @@ class DashboardPage(Page):
     def _show(self, status: AppStatus) -> None:
         if not self._network_detail:
             self.network_label.setText(_NETWORK_LABEL.get(status.network, status.network))
-        earning = status.earning
-        self.status_card.show_value(_PHASE_TITLE[earning.phase][0], self._status.summary())
 
     def _show_earning(self, status: EarningStatus) -> None:
         title, colour = _PHASE_TITLE[status.phase]
@@ -154,17 +160,14 @@ class DashboardPage(Page):
         running = status.phase in {"earning", "paused", "starting"}
         self.start_button.setText("Stop" if running else "Start earning")
         self.start_button.setObjectName("Stop" if running else "Primary")
-        self.start_button.setStyleSheet("")  # re-apply the style sheet for the new name
+        # A new object name only takes effect in the style sheet after a re-polish.
+        self.start_button.style().unpolish(self.start_button)
+        self.start_button.style().polish(self.start_button)
+        self.status_card.show_value(*_engine_card(status))
         serving = status.serving
-        if serving is not None:
-            self.status_card.show_value(
-                title,
-                f"{serving.active} of {serving.max_active} slots busy · "
-                f"{serving.served} served · {serving.failed} failed",
-            )
-            if serving.served != self._served_seen:
-                self._served_seen = serving.served
-                self._jobs_timer.start()
+        if serving is not None and serving.served != self._served_seen:
+            self._served_seen = serving.served
+            self._jobs_timer.start()
 
     def _show_network(self, network: LocalNetworkStatus) -> None:
         if not network.running:
@@ -189,6 +192,27 @@ class DashboardPage(Page):
 
     def _show_gpu(self, snapshot: TelemetrySnapshot) -> None:
         self.gpu_card.show_value(*summary(snapshot))
+
+
+def _engine_card(status: EarningStatus) -> tuple[str, str]:
+    """The Engine card: its state in a word, then load or the reason it is not running."""
+    engine, serving = status.engine, status.serving
+    if status.device == "your server":
+        state = "Your server"
+    elif engine is None:
+        state = "Stopped"
+    else:
+        state = _ENGINE_STATE.get(engine.state, engine.state.capitalize())
+    if serving is not None:
+        detail = (
+            f"{serving.active} of {serving.max_active} slots busy · {serving.served} served · "
+            f"{serving.failed} failed"
+        )
+    elif engine is not None and engine.reason:
+        detail = engine.reason
+    else:
+        detail = "Starts with Start earning."
+    return state, detail
 
 
 def _sandbox(status: EarningStatus) -> str:

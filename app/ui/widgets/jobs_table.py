@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 from app.core.money import format_ton
 from app.network.jobs import STATUS_OK, JobRecord
 
-_COLUMNS = ("Time", "Model", "Tokens", "Earned (TON)", "Duration", "Result")
+_COLUMNS = ("Finished", "Model", "Tokens", "Earned (TON)", "Duration", "Result")
 
 
 class JobsTable(QTableWidget):
@@ -35,7 +35,7 @@ class JobsTable(QTableWidget):
             ok = job.status == STATUS_OK
             result = "OK" if ok else f"{job.status} {job.error_code or job.http_status}".strip()
             cells = (
-                datetime.fromtimestamp(job.started_at).strftime("%H:%M:%S"),
+                datetime.fromtimestamp(job.finished_at).strftime("%H:%M:%S"),
                 job.model,
                 str(job.tokens.total_tokens_used),
                 format_ton(job.earned_nanotons, trim=True),
