@@ -113,6 +113,20 @@ async def chat(endpoint: BackendEndpoint, key: str | None) -> int:
         return r.status
 
 
+def new_children(tmp_path: Path) -> list[psutil.Process]:
+    """Live child processes started for this test (their command line names its tmp_path)."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and str(tmp_path) in " ".join(
+                child.cmdline()
+            ):
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
+
+
 def tree_of(pid: int) -> list[psutil.Process]:
     root = psutil.Process(pid)
     return [root, *root.children(recursive=True)]
@@ -214,7 +228,7 @@ async def test_missing_model_file_fails_without_starting_anything(tmp_path: Path
         with pytest.raises(EngineStartError, match="does not exist"):
             await supervisor.wait_ready()
         assert [s.state for s in seen] == ["failed"]
-        assert psutil.Process().children() == []
+        assert new_children(tmp_path) == []
 
 
 @pytest.mark.parametrize(
@@ -229,7 +243,7 @@ async def test_corrupt_or_truncated_model_fails_with_a_clear_reason(
     async with supervised(tmp_path, model=model) as (supervisor, _):
         status = await until(supervisor, lambda s: s.state == "failed")
         assert message in status.reason
-        assert psutil.Process().children() == []
+        assert new_children(tmp_path) == []
 
 
 def test_model_bigger_than_memory_is_refused_before_launch() -> None:
@@ -267,14 +281,14 @@ async def test_engine_that_never_becomes_ready_times_out(tmp_path: Path) -> None
     async with supervised(tmp_path, "hang", timeouts=timeouts) as (supervisor, _):
         status = await until(supervisor, lambda s: s.state == "failed")
         assert "did not become ready within 1 s" in status.reason
-        assert psutil.Process().children() == []
+        assert new_children(tmp_path) == []
 
 
 async def test_closing_while_the_engine_starts_returns_at_once(tmp_path: Path) -> None:
     async with supervised(tmp_path, "hang") as (supervisor, seen):
         assert supervisor.status.value.state == "starting"
     assert [s.state for s in seen] == ["starting", "stopped"]
-    assert psutil.Process().children() == []
+    assert new_children(tmp_path) == []
 
 
 @pytest.mark.allow_log_warnings
