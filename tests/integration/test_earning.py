@@ -6,7 +6,6 @@ real llama.cpp engine path is covered by ``test_engine_earning.py``.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from app.devnet.mock_backend import MockBackend, MockBackendConfig
 from app.wallet.keyring_cache import KeyringCache
 from tests.conftest import MemoryKeyring
 from tests.fakes.fake_pynvml import FakeNvml
+from tests.polling import eventually
 from tests.ui.conftest import FAST_KDF
 
 MODEL = "Qwen/Qwen3-8B"
@@ -37,7 +37,7 @@ async def backend() -> AsyncIterator[MockBackend]:
 
 
 def _services(
-    tmp_path: Path, network: NetworkName = "devnet", **engine: str
+    tmp_path: Path, network: NetworkName = "devnet", *, backend_url: str = "", model: str = ""
 ) -> Services:
     paths = AppPaths(tmp_path).ensure()
     store = SettingsStore.load(paths.settings_file)
@@ -45,7 +45,7 @@ def _services(
     def override(settings: Settings) -> Settings:
         return dataclasses.replace(
             settings,
-            engine=dataclasses.replace(settings.engine, **engine),
+            engine=dataclasses.replace(settings.engine, backend_url=backend_url, model=model),
             devnet=dataclasses.replace(settings.devnet, demand_requests_per_minute=0),
         )
 
@@ -59,12 +59,6 @@ def _services(
     return build_services(paths, store, network, options)
 
 
-async def _wait_for(predicate: object, timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():  # type: ignore[operator]
-            await asyncio.sleep(0.05)
-
-
 async def test_start_earning_serves_and_bills(tmp_path: Path, backend: MockBackend) -> None:
     services = _services(tmp_path, backend_url=backend.url, model=MODEL)
     await services.start()
@@ -72,7 +66,7 @@ async def test_start_earning_serves_and_bills(tmp_path: Path, backend: MockBacke
         await services.earning.start_earning()
         local = services.local_network
         assert local is not None
-        await _wait_for(lambda: local.proxy.models() == [MODEL])
+        await eventually(lambda: local.proxy.models() == [MODEL])
         url = f"{local.client_api.url}/v1/chat/completions"
         body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True}
         async with aiohttp.ClientSession() as session, session.post(url, json=body) as response:
@@ -81,7 +75,7 @@ async def test_start_earning_serves_and_bills(tmp_path: Path, backend: MockBacke
         assert '"usage"' in text
         serving = services.earning.status.value.serving
         assert serving is not None
-        await _wait_for(lambda: services.earning.status.value.serving.served == 1)  # type: ignore[union-attr]
+        await eventually(lambda: services.earning.status.value.serving.served == 1)  # type: ignore[union-attr]
         status = services.earning.status.value
         assert status.phase == "earning"
         assert status.serving is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ from app.ui.viewmodels.bundle import ViewModels
 from app.wallet.keyring_cache import KeyringCache
 from tests.conftest import MemoryKeyring
 from tests.fakes.fake_pynvml import FakeNvml
+from tests.polling import eventually
 from tests.ui.conftest import FAST_KDF
 
 MODEL = "Qwen/Qwen3-8B"
@@ -55,12 +55,9 @@ def _services(tmp_path: Path, backend_url: str) -> Services:
     return build_services(paths, SettingsStore.load(paths.settings_file), "devnet", options)
 
 
-async def _until(check: Callable[[], bool], timeout: float = 15.0) -> None:
+async def _until(check: Callable[[], bool]) -> None:
     # pytest-asyncio's loop is not Qt's: Qt timers fire only when we process Qt events.
-    async with asyncio.timeout(timeout):
-        while not check():
-            QApplication.processEvents()
-            await asyncio.sleep(0.02)
+    await eventually(check, pump=QApplication.processEvents)
 
 
 async def test_start_serve_and_stop_from_the_dashboard(
@@ -86,7 +83,9 @@ async def test_start_serve_and_stop_from_the_dashboard(
             assert response.status == 200
         await _until(lambda: page.jobs_table.rowCount() == 1)
         assert page.jobs_card.value.text() == "1"
-        assert page.jobs_table.item(0, 5).text() == "OK"
+        result = page.jobs_table.item(0, 5)
+        assert result is not None
+        assert result.text() == "OK"
         page.toggle_earning()
         await _until(lambda: page.phase_label.text() == "Not earning")
         assert page.start_button.text() == "Start earning"

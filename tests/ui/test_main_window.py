@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -43,10 +43,10 @@ async def view_models(services: Services) -> AsyncIterator[ViewModels]:
 
 
 @pytest.fixture
-def window(qtbot: QtBot, services: Services, view_models: ViewModels) -> Iterator[MainWindow]:
+def window(qtbot: QtBot, services: Services, view_models: ViewModels) -> MainWindow:
     win = MainWindow(services.settings, view_models, tray_available=True)
     qtbot.addWidget(win)
-    yield win
+    return win
 
 
 def test_pages_and_navigation(window: MainWindow) -> None:
