@@ -19,10 +19,17 @@ WalletVersion = Literal["v5r1", "v4r2"]
 
 
 def _opt(
-    default: Any, help_text: str, *, minimum: int | None = None, maximum: int | None = None
+    default: Any,
+    help_text: str,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    label: str = "",
+    hidden: bool = False,
 ) -> Any:
-    """A settings field with its dialog help text and an optional inclusive integer range."""
-    meta = {"help": help_text, "min": minimum, "max": maximum}
+    """A settings field: its label and help text for the Settings page, an optional inclusive
+    integer range, and ``hidden`` for values the app manages itself (not shown for editing)."""
+    meta = {"help": help_text, "min": minimum, "max": maximum, "label": label, "hidden": hidden}
     if isinstance(default, tuple):
         return field(default_factory=lambda: default, metadata=meta)
     return field(default=default, metadata=meta)
@@ -31,64 +38,124 @@ def _opt(
 @dataclass(frozen=True, slots=True)
 class GeneralSettings:
     network: NetworkName = _opt(
-        "devnet", "Which network to earn on; 'devnet' is the built-in local test network."
+        "devnet",
+        "Which network to earn on; 'devnet' is the built-in local test network.",
+        label="Network",
     )
-    start_earning_on_launch: bool = _opt(False, "Start earning as soon as the app starts.")
-    close_to_tray: bool = _opt(True, "Closing the window keeps the app running in the tray.")
+    start_earning_on_launch: bool = _opt(
+        False, "Start earning as soon as the app starts.", label="Start earning when the app starts"
+    )
+    close_to_tray: bool = _opt(
+        True,
+        "Closing the window keeps the app running in the tray.",
+        label="Keep running in the tray when closed",
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
-    model: str = _opt("", "Model to serve (catalog name); empty picks the best that fits.")
-    backend_url: str = _opt(
-        "", "Use your own OpenAI-compatible server instead of the built-in engine (URL)."
+    model: str = _opt(
+        "", "Model to serve (catalog name); empty picks the best that fits.", label="Model"
     )
-    gpu_indices: tuple[int, ...] = _opt((), "GPUs to use (NVML indices); empty means all.")
+    backend_url: str = _opt(
+        "",
+        "Use your own OpenAI-compatible server instead of the built-in engine (URL).",
+        label="Your own server (URL)",
+    )
+    gpu_indices: tuple[int, ...] = _opt(
+        (), "GPUs to use (NVML indices); empty means all.", label="GPUs to use"
+    )
     temperature_cap_c: int = _opt(
-        80, "Stop taking new requests above this GPU temperature (°C).", minimum=50, maximum=100
+        80,
+        "Stop taking new requests above this GPU temperature (°C).",
+        minimum=50,
+        maximum=100,
+        label="Temperature cap (°C)",
     )
     power_cap_w: int = _opt(
-        0, "Stop taking new requests above this power draw (W); 0 = off.", minimum=0, maximum=2000
+        0,
+        "Stop taking new requests above this power draw (W); 0 = off.",
+        minimum=0,
+        maximum=2000,
+        label="Power cap (W)",
     )
     allow_power_control: bool = _opt(
-        False, "Let the app lower the GPU power limit (restored on exit)."
+        False,
+        "Let the app lower the GPU power limit (restored on exit).",
+        label="Allow lowering the GPU power limit",
     )
     context_length: int = _opt(
-        0, "Context length per request; 0 chooses from the hardware.", minimum=0, maximum=1_048_576
+        0,
+        "Context length per request; 0 chooses from the hardware.",
+        minimum=0,
+        maximum=1_048_576,
+        label="Context length (tokens)",
     )
     electricity_price_nanoton_per_kwh: int = _opt(
-        0, "Your electricity price in nanotons per kWh, for net profit.", minimum=0
+        0,
+        "Your electricity price in nanotons per kWh, for net profit.",
+        minimum=0,
+        label="Electricity price (nanotons per kWh)",
     )
 
 
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
-    proxies: tuple[str, ...] = _opt((), "Proxy addresses (host:port) for test-mode networks.")
-    owner_address: str = _opt("", "TON address that receives your earnings.")
+    proxies: tuple[str, ...] = _opt(
+        (), "Proxy addresses (host:port) for test-mode networks.", label="Test-mode proxies"
+    )
+    owner_address: str = _opt(
+        "", "TON address that receives your earnings.", label="Owner address (earnings)"
+    )
     max_active_requests: int = _opt(
-        0, "Requests served at once; 0 follows the engine's capacity.", minimum=0, maximum=10_000
+        0,
+        "Requests served at once; 0 follows the engine's capacity.",
+        minimum=0,
+        maximum=10_000,
+        label="Requests at once",
     )
     coefficient: int = _opt(
-        1000, "Price coefficient ×1000 (1000 = list price).", minimum=0, maximum=1_000_000
+        1000,
+        "Price coefficient ×1000 (1000 = list price).",
+        minimum=0,
+        maximum=1_000_000,
+        label="Price coefficient (×1000)",
     )
     proxy_connections: int = _opt(
-        1, "How many proxies to stay connected to.", minimum=1, maximum=32
+        1,
+        "How many proxies to stay connected to.",
+        minimum=1,
+        maximum=32,
+        label="Proxy connections",
     )
-    root_contract_address: str = _opt("", "COCOON root contract (empty = network default).")
-    router_socks5: str = _opt("", "Local COCOON router SOCKS5 address (host:port), if any.")
+    root_contract_address: str = _opt(
+        "", "COCOON root contract (empty = network default).", label="Root contract"
+    )
+    router_socks5: str = _opt(
+        "", "Local COCOON router SOCKS5 address (host:port), if any.", label="Router SOCKS5 address"
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class WalletSettings:
-    active_wallet: str = _opt("", "Id of the wallet shown on the Wallet page.")
-    wallet_version: WalletVersion = _opt("v5r1", "Contract version for new wallets.")
+    active_wallet: str = _opt(
+        "", "Id of the wallet shown on the Wallet page.", label="Active wallet", hidden=True
+    )
+    wallet_version: WalletVersion = _opt(
+        "v5r1", "Contract version for new wallets.", label="Wallet version for new wallets"
+    )
     auto_lock_minutes: int = _opt(
-        15, "Lock the wallet after this many idle minutes.", minimum=1, maximum=1440
+        15,
+        "Lock the wallet after this many idle minutes.",
+        minimum=1,
+        maximum=1440,
+        label="Lock the wallet after (minutes)",
     )
     large_first_send_nanoton: int = _opt(
         10_000_000_000,
         "Warn before a first send to a new address above this (nanotons).",
         minimum=0,
+        label="Warn on a first send above (nanotons)",
     )
 
 
@@ -99,6 +166,7 @@ class DevnetSettings:
         "Simulated client requests per minute on the local network.",
         minimum=0,
         maximum=6000,
+        label="Simulated requests per minute",
     )
 
 
