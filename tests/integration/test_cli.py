@@ -168,11 +168,54 @@ def test_headless_exits_1_when_earning_cannot_start(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(
-        ["--data-dir", str(tmp_path), "run", "--headless", "--backend-url",
-         "http://127.0.0.1:9", "--model", "Qwen/Qwen3-8B"]
+        [
+            "--data-dir",
+            str(tmp_path),
+            "run",
+            "--headless",
+            "--backend-url",
+            "http://127.0.0.1:9",
+            "--model",
+            "Qwen/Qwen3-8B",
+        ]
     )
     assert code == 1
     out = capsys.readouterr().out
     assert "could not start earning" in out
     assert "not answering" in out
     assert out.rstrip().endswith("stopped")
+
+
+@pytest.mark.slow
+def test_devnet_command_serves_until_stopped(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "--data-dir",
+            str(tmp_path),
+            "devnet",
+            "--demand",
+            "0",
+            "--status-interval",
+            "0.2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith("workers connect to: 127.0.0.1:")
+    assert "/v1/chat/completions" in proc.stdout.readline()
+    assert proc.stdout.readline().startswith("workers 0")
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=10)
+    assert proc.returncode == 0
+
+
+def test_devnet_rejects_a_bad_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--data-dir", str(tmp_path), "devnet", "--proxy-port", "70000"]) == 2
+    assert "not a port number" in capsys.readouterr().err
