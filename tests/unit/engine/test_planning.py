@@ -57,8 +57,13 @@ def test_selected_gpu_indices_are_respected() -> None:
 
 def test_gpu_of_unknown_size_is_skipped() -> None:
     unknown = GpuInfo(
-        index=0, name="X", uuid="u", pci_bus_id=None, vram_total_bytes=None,
-        vram_used_bytes=None, compute_capability=None,
+        index=0,
+        name="X",
+        uuid="u",
+        pci_bus_id=None,
+        vram_total_bytes=None,
+        vram_used_bytes=None,
+        compute_capability=None,
     )
     inventory = dataclasses.replace(_inventory(), gpus=(unknown,))
     assert pick_gpu(inventory, ()) is None
