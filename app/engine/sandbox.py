@@ -134,7 +134,13 @@ def app_import_root() -> Path:
 
 
 def limited(program: Sequence[str], limits: ResourceLimits) -> list[str]:
-    """``program`` prefixed with this module's limit-setting launcher."""
+    """``program`` prefixed with this module's limit-setting launcher (POSIX).
+
+    Not on Windows: there ``os.execv`` starts a new process and ends the old one, so the
+    supervisor would see its child exit at once; Windows has no rlimits to set anyway.
+    """
+    if os.name != "posix":
+        return list(program)
     return [sys.executable, "-m", "app.engine.sandbox", *limits.as_args(), "--", *program]
 
 
@@ -275,7 +281,10 @@ def _apply_limits(options: argparse.Namespace) -> None:
         _, hard = resource.getrlimit(kind)
         # An unprivileged process may only lower its hard limit, never raise it.
         target = value if hard == resource.RLIM_INFINITY else min(value, hard)
-        resource.setrlimit(kind, (target, target))
+        try:
+            resource.setrlimit(kind, (target, target))
+        except (ValueError, OSError) as exc:  # e.g. macOS refuses some RLIMIT_AS values
+            sys.stderr.write(f"sandbox: {name} not applied ({exc})\n")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
