@@ -1,1 +1,1 @@
-"""GPU probing and telemetry, the model catalog, the benchmark and the sandboxed llama.cpp engine."""
+"""GPU probe and telemetry, model catalog, benchmark, and the sandboxed llama.cpp engine."""

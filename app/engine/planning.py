@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-
-import psutil
 
 from app.core.settings import EngineSettings
 from app.engine.catalog import Catalog, ModelChoice, choose_model, installed_model_path
 from app.engine.gpu_probe import GpuInfo, GpuInventory
-from app.engine.sizing import EngineLaunch, GpuBudget, HardwareBudget, plan_launch
+from app.engine.sizing import EngineLaunch, HardwareBudget, plan_launch
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,17 +40,9 @@ def pick_gpu(inventory: GpuInventory, indices: tuple[int, ...]) -> GpuInfo | Non
 
 def hardware_budget(inventory: GpuInventory, gpu: GpuInfo | None) -> HardwareBudget:
     """The memory and cores the engine may use: one GPU (or none) plus this machine's CPU."""
-    gpus: tuple[GpuBudget, ...] = ()
-    if gpu is not None and gpu.vram_total_bytes:
-        gpus = (GpuBudget(gpu.index, gpu.name, gpu.vram_total_bytes),)
-    cpu = inventory.cpu
-    cores = cpu.physical_cores or psutil.cpu_count(logical=False) or cpu.logical_cores
-    return HardwareBudget(
-        gpus=gpus,
-        ram_total_bytes=cpu.ram_total_bytes,
-        cpu_cores=cores,
-        cpu_threads=cpu.logical_cores,
-    )
+    full = HardwareBudget.from_inventory(inventory)
+    keep = () if gpu is None else tuple(g for g in full.gpus if g.index == gpu.index)
+    return dataclasses.replace(full, gpus=keep)
 
 
 def plan_engine(

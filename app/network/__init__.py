@@ -1,1 +1,1 @@
-"""The COCOON worker: TL codec, framing, proxy sessions, request serving, billing and job records."""
+"""The COCOON worker: TL codec, framing, proxy sessions, serving, billing and job records."""
