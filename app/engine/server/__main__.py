@@ -24,11 +24,10 @@ def main() -> int:
         log.error("%s", exc)
         return EXIT_USAGE
     try:
-        asyncio.run(serve(options))
+        return asyncio.run(serve(options))
     except (ModelLoadError, OptionsError) as exc:
         log.error("%s", exc)
         return EXIT_FAILED
-    return 0
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -108,8 +108,16 @@ class Batcher:
     the decode thread. Requests beyond the free slots wait in a bounded FIFO queue.
     """
 
-    def __init__(self, model: LlamaModel, loop: asyncio.AbstractEventLoop, max_queue: int) -> None:
+    def __init__(
+        self,
+        model: LlamaModel,
+        loop: asyncio.AbstractEventLoop,
+        max_queue: int,
+        *,
+        on_failure: Callable[[], None] | None = None,
+    ) -> None:
         self._model = model
+        self._on_failure = on_failure
         self._loop = loop
         self._max_queue = max_queue
         self._slots = [_Slot(i) for i in range(model.shape.parallel)]
@@ -144,6 +152,9 @@ class Batcher:
             if not self._accepting:
                 raise RequestError(503, "The engine is shutting down.", error_type="server_error")
             free = self.parallel - self._active
+            if len(self._waiting) >= free + self._max_queue:
+                # Requests whose clients already left do not hold places in the queue.
+                self._waiting = collections.deque(j for j in self._waiting if not j.cancelled)
             if len(self._waiting) >= free + self._max_queue:
                 raise RequestError(
                     503, "The engine is busy; try again shortly.", error_type="server_error"
@@ -183,7 +194,12 @@ class Batcher:
                 self._flush()
         except Exception:
             _log.exception("the decode loop failed")
+            with self._cond:
+                self._accepting = False
             self._fail_all(EngineError("the inference engine failed"))
+            if self._on_failure is not None:
+                with contextlib.suppress(RuntimeError):  # the loop is closed
+                    self._loop.call_soon_threadsafe(self._on_failure)
         finally:
             self._fail_all(None)
             self._flush()

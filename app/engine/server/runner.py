@@ -22,8 +22,12 @@ from app.engine.server.options import ServerOptions, read_api_key
 _log = logging.getLogger(__name__)
 
 
-async def serve(options: ServerOptions) -> None:
-    """Serve until SIGTERM or SIGINT; in-flight requests get ``options.shutdown_grace`` seconds."""
+async def serve(options: ServerOptions) -> int:
+    """Serve until SIGTERM or SIGINT; in-flight requests get ``options.shutdown_grace`` seconds.
+
+    Returns the exit status: 0 after a requested stop, 1 when the decode loop failed (so that
+    the supervisor restarts a fresh engine).
+    """
     api_key = read_api_key(options.api_key_file) if options.api_key_file is not None else None
     shape = ContextShape(
         ctx=options.ctx,
@@ -34,7 +38,14 @@ async def serve(options: ServerOptions) -> None:
     )
     model = await asyncio.to_thread(LlamaModel, options.model, shape)
     loop = asyncio.get_running_loop()
-    batcher = Batcher(model, loop, options.max_queue)
+    stop = asyncio.Event()
+    failed = asyncio.Event()
+
+    def on_failure() -> None:
+        failed.set()
+        stop.set()
+
+    batcher = Batcher(model, loop, options.max_queue, on_failure=on_failure)
     batcher.start()
     config = ApiConfig(
         model_alias=options.model_alias,
@@ -50,7 +61,6 @@ async def serve(options: ServerOptions) -> None:
         shutdown_timeout=options.shutdown_grace + 1.0,
     )
     await runner.setup()
-    stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
@@ -67,6 +77,7 @@ async def serve(options: ServerOptions) -> None:
         if options.uds is not None:
             with contextlib.suppress(FileNotFoundError):
                 options.uds.unlink()
+    return 1 if failed.is_set() else 0
 
 
 async def _listen(runner: web.AppRunner, options: ServerOptions) -> web.BaseSite:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import llama_cpp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -261,3 +262,30 @@ async def test_sampling_options_are_applied(client: TestClient[Any, Any]) -> Non
     assert first[0] == second[0] == 200
     # The same seed gives the same answer.
     assert first[1]["choices"][0]["text"] == second[1]["choices"][0]["text"]
+
+
+@pytest.mark.allow_log_warnings
+async def test_decode_failure_fails_requests_and_reports(
+    model: LlamaModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failures: list[bool] = []
+    failing = Batcher(
+        model, asyncio.get_running_loop(), max_queue=2, on_failure=lambda: failures.append(True)
+    )
+    # Fault injection: llama.cpp reporting a decode error (e.g. a GPU fault) on the first step.
+    monkeypatch.setattr(llama_cpp, "llama_decode", lambda ctx, batch: -3)
+    failing.start()
+    config = ApiConfig(ALIAS, model_path().name, CTX, max_body_bytes=64 * 1024)
+    server = TestServer(OpenAiApi(model, failing, config).build_app(), host="127.0.0.1")
+    async with TestClient(server) as test_client:
+        status, answer = await post(test_client, "/v1/completions", {"prompt": STORY})
+        assert status == 500
+        assert answer["error"]["type"] == "server_error"
+        for _ in range(100):  # the failure callback runs on the loop soon after
+            if failures:
+                break
+            await asyncio.sleep(0.01)
+        assert failures == [True]
+        status, answer = await post(test_client, "/v1/completions", {"prompt": STORY})
+        assert status == 503
+    await failing.shutdown(0)
