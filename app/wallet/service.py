@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from pytoniq_core.boc.address import Address
 
@@ -87,6 +87,7 @@ class WalletService:
         self._unsubscribe: Callable[[], None] | None = None
         # Messages refused as "seqno already used": re-sending them is pointless, only checking.
         self._never_rebroadcast: set[bytes] = set()
+        self._closing = False
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -96,15 +97,15 @@ class WalletService:
             lambda online: self._publish(offline=not online)
         )
         self._load_wallets(self._settings.active_wallet)
+        self._closing = False
         if self._interval is not None:
             self._loop_task = asyncio.create_task(self._refresh_loop(self._interval))
 
     async def aclose(self) -> None:
+        self._closing = True
         for task in (self._loop_task, self._refresh_task):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            if task is not None:
+                await _stop(task)
         self._loop_task = self._refresh_task = None
         if self._unsubscribe is not None:
             self._unsubscribe()
@@ -113,13 +114,12 @@ class WalletService:
         await self._chain.aclose()
 
     async def _refresh_loop(self, interval: float) -> None:
-        while True:
+        while not self._closing:
             self.lock_if_idle()
             try:
                 await self.refresh()
-            except asyncio.CancelledError:
-                if _caller_cancelled():
-                    raise
+            except Exception:  # keep refreshing; chain errors are already in the state
+                _log.exception("wallet refresh failed")
             await asyncio.sleep(interval)
 
     # -- wallets ----------------------------------------------------------------------------
@@ -388,6 +388,14 @@ class WalletService:
 
     def _publish(self, **changes: object) -> None:
         self.state.set(dataclasses.replace(self.state.value, **changes))  # type: ignore[arg-type]
+
+
+async def _stop(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait for it; cancels again if a cancellation got lost (Python 3.11's
+    ``wait_for`` can swallow one when the awaited call finishes at the same moment)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
 
 
 def _caller_cancelled() -> bool:

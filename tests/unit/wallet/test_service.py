@@ -14,15 +14,15 @@ from app.core.errors import UserFacingError
 from app.core.money import Nanoton
 from app.core.paths import AppPaths
 from app.core.settings import WalletSettings
-from app.wallet.chain import ChainOffline, MessageRejected
-from app.wallet.contracts import WalletVersion
+from app.wallet.chain import ChainError, ChainOffline, MessageRejected
+from app.wallet.contracts import TonNetwork, WalletVersion
 from app.wallet.keyring_cache import KeyringCache
-from app.wallet.mnemonic import MnemonicError
+from app.wallet.mnemonic import MnemonicError, parse_mnemonic
 from app.wallet.node_wallet import NODE_WALLET_MINIMUM
 from app.wallet.pending import SendStatus
 from app.wallet.service import WalletService
 from app.wallet.simulated_chain import FeeModel, SimulatedChain
-from app.wallet.vault import KdfParams, WrongPasswordError
+from app.wallet.vault import KdfParams, WalletVault, WrongPasswordError
 from app.wallet.wallet_state import NoWalletError, WalletLockedError, WalletState
 from app.wallet.withdrawals import WithdrawalError, WithdrawalRequest
 from tests.unit.wallet.conftest import TEST_VECTOR_PHRASE
@@ -45,10 +45,12 @@ class FaultyChain(SimulatedChain):
         self.drop_sends = False
         self.sent: list[bytes] = []
         self.gate: asyncio.Event | None = None
+        self.waiting_at_gate = asyncio.Event()
 
     async def get_account_state(self, address: str):  # type: ignore[no-untyped-def]
         if self.gate is not None:
             gate, self.gate = self.gate, None
+            self.waiting_at_gate.set()
             await gate.wait()
         if self.offline:
             self.online.set(False)
@@ -341,3 +343,109 @@ async def test_refresh_timer_runs_until_closed(
     await wallet.aclose()
     await wallet.aclose()  # idempotent
     assert Nanoton(3) == wallet.state.value.balance
+
+
+async def test_other_networks_wallets_are_not_listed(
+    service: WalletService, paths: AppPaths, fast_kdf: KdfParams
+) -> None:
+    WalletVault.create(
+        paths.wallets_dir,
+        parse_mnemonic(TEST_VECTOR_PHRASE),
+        PASSWORD,
+        version=WalletVersion.V5R1,
+        network=TonNetwork.MAINNET,
+        kdf=fast_kdf,
+    )
+    assert service.wallets() == ()
+    assert (await service.refresh()).active is None  # nothing to refresh
+
+
+async def test_chain_and_pending_errors_are_published(
+    service: WalletService, chain: FaultyChain, paths: AppPaths
+) -> None:
+    await funded(service, chain)
+    active = service.active()
+    damaged = paths.wallets_dir / "pending" / "devnet" / f"{active.wallet_id}.pending.json"
+    damaged.parent.mkdir(parents=True, exist_ok=True)
+    damaged.write_text("{broken")
+    state = await service.refresh()
+    assert state.refresh_error is not None
+    assert "damaged" in state.refresh_error
+    damaged.unlink()
+
+    async def broken(address: str) -> object:
+        raise ChainError("The liteserver refused to read the account: boom")
+
+    chain.get_account_state = broken  # type: ignore[method-assign]
+    assert (await service.refresh()).refresh_error == (
+        "The liteserver refused to read the account: boom"
+    )
+
+
+async def test_a_cancelled_refresh_caller_is_cancelled(
+    service: WalletService, chain: FaultyChain
+) -> None:
+    await funded(service, chain)
+    chain.gate = asyncio.Event()
+    caller = asyncio.create_task(service.refresh())
+    await asyncio.sleep(0)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+
+
+async def test_a_cancelled_refresh_task_without_a_successor_cancels_its_caller(
+    service: WalletService, chain: FaultyChain
+) -> None:
+    await funded(service, chain)
+    chain.gate = asyncio.Event()
+    caller = asyncio.create_task(service.refresh())
+    await asyncio.sleep(0)
+    running = service._refresh_task
+    assert running is not None
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+
+
+async def test_refresh_loop_survives_being_superseded(
+    paths: AppPaths, chain: FaultyChain, fast_kdf: KdfParams
+) -> None:
+    wallet = WalletService(paths, "devnet", chain, kdf=fast_kdf, refresh_interval_s=0.01)
+    summary = await wallet.import_(TEST_VECTOR_PHRASE, PASSWORD)
+    await chain.mint(summary.raw_address, 7)
+    gate = asyncio.Event()
+    chain.gate = gate
+    await wallet.start()
+    await chain.waiting_at_gate.wait()  # the loop's refresh is held at the gate
+    direct = asyncio.create_task(wallet.refresh())  # supersedes the loop's refresh
+    await asyncio.sleep(0)
+    gate.set()
+    assert (await direct).balance == 7
+    loop_task = wallet._loop_task
+    assert loop_task is not None
+    assert not loop_task.done()
+    await wallet.aclose()
+
+
+@pytest.mark.allow_log_warnings
+async def test_refresh_loop_logs_unexpected_errors_and_goes_on(
+    paths: AppPaths, chain: FaultyChain, fast_kdf: KdfParams
+) -> None:
+    wallet = WalletService(paths, "devnet", chain, kdf=fast_kdf, refresh_interval_s=0.01)
+    await wallet.import_(TEST_VECTOR_PHRASE, PASSWORD)
+    calls: list[str] = []
+    recovered = asyncio.Event()
+
+    async def flaky(address: str) -> object:
+        calls.append(address)
+        if len(calls) == 1:
+            raise RuntimeError("unexpected")
+        recovered.set()
+        return await SimulatedChain.get_account_state(chain, address)
+
+    chain.get_account_state = flaky  # type: ignore[method-assign]
+    await wallet.start()
+    await asyncio.wait_for(recovered.wait(), 10)
+    await wallet.aclose()
+    assert len(calls) >= 2

@@ -593,3 +593,45 @@ async def test_a_stuck_store_gives_chain_timeout() -> None:
         chain._ledger._lock.release()
         release.set()
     await chain.aclose()
+
+
+async def test_non_wallet_account_rejects_externals(
+    chain: SimulatedChain, vector_keys: KeyPair
+) -> None:
+    wallet = WalletContract(WalletVersion.V4R2, TonNetwork.TESTNET, vector_keys.public_key)
+    other_code = Builder().store_uint(0xC0DE, 16).end_cell()
+    with chain._ledger.write() as ledger:
+        ledger.put_account(
+            LedgerAccount(
+                wallet.raw_address,
+                TON,
+                "active",
+                bytes(other_code.to_boc()),
+                bytes(Cell.empty().to_boc()),
+            )
+        )
+    signed = sign_transfer(
+        wallet, vector_keys, order(), seqno=1, valid_until=NOW + 60, deployed=True
+    )
+    with pytest.raises(MessageRejected, match="not a standard wallet"):
+        await chain.send_boc(signed.boc)
+
+
+async def test_tiny_bounce_is_kept_entirely_as_fees(
+    chain: SimulatedChain, vector_keys: KeyPair
+) -> None:
+    wallet = await funded(chain, vector_keys, WalletVersion.V4R2)
+    tiny = FEES.bounce // 2
+    await chain.send_boc(
+        sign_transfer(
+            wallet,
+            vector_keys,
+            order(BOB, tiny, bounce=True),
+            seqno=0,
+            valid_until=NOW + 60,
+            deployed=False,
+        ).boc
+    )
+    txs = await chain.get_transactions(wallet.raw_address, 10)
+    assert len(txs) == 2  # the send and the mint: nothing came back
+    assert (await chain.get_account_state(BOB)).balance == 0
