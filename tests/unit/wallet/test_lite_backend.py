@@ -126,7 +126,7 @@ class FakeBalancer:
 
     def __init__(self, peers: int = 2) -> None:
         self.alive_peers_num = 0
-        self._peers = peers
+        self._peer_count = peers
         self.accounts: dict[str, tuple[Any, Any]] = {}
         self.transactions: list[Any] = []
         self.sent: list[bytes] = []
@@ -136,7 +136,7 @@ class FakeBalancer:
 
     async def start_up(self) -> None:
         self.startups += 1
-        self.alive_peers_num = self._peers
+        self.alive_peers_num = self._peer_count
 
     async def close_all(self) -> None:
         self.closed = True
@@ -306,7 +306,7 @@ async def test_pytoniq_errors_are_mapped(
 
 
 async def test_no_live_peer_is_offline_and_recovers(fake: FakeBalancer) -> None:
-    fake._peers = 0
+    fake._peer_count = 0
     chain = LiteBackend(loopback_config(1), balancer_factory=lambda *_: fake)
     await chain.start()
     assert chain.online.value is False
@@ -426,3 +426,46 @@ def test_load_global_config(tmp_path: Path) -> None:
     empty.write_text(json.dumps({"liteservers": []}))
     with pytest.raises(NetworkConfigError, match="no liteservers"):
         load_global_config("testnet", empty)
+
+
+async def test_closing_never_fails(fake: FakeBalancer) -> None:
+    never_started = LiteBackend(loopback_config(1), balancer_factory=lambda *_: fake)
+    await never_started.aclose()  # nothing to close
+
+    async def broken_close() -> None:
+        raise OSError("socket already gone")
+
+    fake.close_all = broken_close  # type: ignore[method-assign]
+    chain = LiteBackend(loopback_config(1), balancer_factory=lambda *_: fake)
+    await chain.start()
+    await chain.aclose()
+    assert chain.online.value is False
+
+
+async def test_start_up_cut_short_closes_half_open_peers() -> None:
+    closed: list[str] = []
+
+    class Peer:
+        def __init__(self, name: str, fail: bool) -> None:
+            self.name, self.fail = name, fail
+
+        async def close(self) -> None:
+            closed.append(self.name)
+            if self.fail:
+                raise OSError("already closed")
+
+    class Stuck(FakeBalancer):
+        def __init__(self) -> None:
+            super().__init__()
+            self._peers = [Peer("a", True), Peer("b", False)]  # what pytoniq's balancer keeps
+
+        async def start_up(self) -> None:
+            await asyncio.Event().wait()
+
+    stuck = Stuck()
+    chain = LiteBackend(loopback_config(1), connect_timeout=0.05, balancer_factory=lambda *_: stuck)
+    with pytest.raises(ChainOffline):
+        await chain.get_server_time()
+    assert closed == ["a", "b"]
+    await chain.aclose()
+    assert closed == ["a", "b", "a", "b"]
