@@ -10,15 +10,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytoniq_core.boc.address import Address
 
 from app.cli import wallet_cmd
 from app.cli.main import main
+from app.core.money import Nanoton
 from app.core.paths import AppPaths
 from app.core.settings_store import SettingsStore
+from app.wallet.chain import ChainOffline
 from app.wallet.chain_factory import devnet_chain_path
+from app.wallet.contracts import TonNetwork, WalletContract, WalletVersion
 from app.wallet.lite_backend import LiteBackend
+from app.wallet.mnemonic import derive_keypair, parse_mnemonic
+from app.wallet.node_wallet import NodeWallet
 from app.wallet.simulated_chain import SimulatedChain
-from app.wallet.transfer import boc_hashes
+from app.wallet.transfer import TransferOrder, boc_hashes, sign_transfer
 from app.wallet.vault import KdfParams
 from tests.unit.wallet.conftest import TEST_VECTOR_PHRASE
 from tests.unit.wallet.test_lite_backend import free_port, loopback_config
@@ -372,3 +378,118 @@ def test_offline_network_is_reported(cli: Cli, monkeypatch: pytest.MonkeyPatch) 
 def test_devnet_chain_is_persisted_in_the_data_dir(cli: Cli) -> None:
     imported(cli)
     assert devnet_chain_path(AppPaths(cli.data_dir)).is_file()
+
+
+def test_interactive_password_prompts(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = iter([PASSWORD, "something else"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    code, _, err = cli("wallet", "create")
+    assert code == 1
+    assert "differ" in err
+    answers = iter([TEST_VECTOR_PHRASE, PASSWORD, PASSWORD])
+    code, out, err = cli("wallet", "import")
+    assert code == 0, err
+    assert V5_TESTNET in out
+
+
+def test_create_json_carries_the_phrase(cli: Cli) -> None:
+    data = cli.json("wallet", "create", "--password-stdin", stdin=PASSWORD + "\n")
+    assert len(data["mnemonic"]) == 24
+    assert data["address"].startswith("0Q")
+
+
+def test_balance_text_shows_node_wallet_and_pending_send(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    imported(cli)
+    code, out, _ = cli("wallet", "balance")
+    assert (code, out.strip()) == (0, f"10 TON  ({V5_TESTNET})")
+    # A send whose broadcast was lost stays pending and is shown.
+    monkeypatch.setattr(SimulatedChain, "send_boc", _lost_send)
+    sent = cli.json(
+        "wallet",
+        "send",
+        "--to",
+        PEER_0Q,
+        "--amount",
+        "1",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
+    assert sent["status"] == "unknown"
+    code, out, _ = cli("wallet", "balance")
+    assert "is not confirmed yet" in out
+    node = NodeWallet(AppPaths(cli.data_dir).wallets_dir, TonNetwork.TESTNET, SimulatedChain())
+    asyncio.run(node.create(PASSWORD))
+    code, out, _ = cli("wallet", "balance")
+    assert "node wallet needs 2.1 TON more" in out
+
+
+async def _lost_send(self: SimulatedChain, boc: bytes) -> None:
+    raise ChainOffline()
+
+
+def test_balance_reports_a_damaged_pending_record(cli: Cli) -> None:
+    imported(cli)
+    wallet_id = cli.json("wallet", "address")["wallet_id"]
+    pending = AppPaths(cli.data_dir).wallets_dir / "pending" / "devnet"
+    pending.mkdir(parents=True)
+    (pending / f"{wallet_id}.pending.json").write_text("{")
+    code, _, err = cli("wallet", "balance")
+    assert code == 1
+    assert "damaged" in err
+
+
+def test_history_text_marks_failed_transfers(cli: Cli) -> None:
+    imported(cli, faucet="2")
+    code, _, err = cli(
+        "wallet",
+        "send",
+        "--to",
+        PEER_0Q,
+        "--amount",
+        "0.5",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
+    assert code == 0, err
+    # Signed elsewhere for more than the balance: the wallet pays the fee and sends nothing.
+    keys = derive_keypair(parse_mnemonic(TEST_VECTOR_PHRASE))
+    contract = WalletContract(WalletVersion.V5R1, TonNetwork.TESTNET, keys.public_key)
+    order = TransferOrder(Address(PEER_RAW), Nanoton(100 * 10**9), bounce=False)
+    signed = sign_transfer(contract, keys, order, seqno=1, valid_until=4_000_000_000, deployed=True)
+    chain = SimulatedChain(devnet_chain_path(AppPaths(cli.data_dir)))
+
+    async def broadcast() -> None:
+        await chain.send_boc(signed.boc)
+        await chain.credit_earnings(V5_TESTNET_RAW, 1, source=PEER_RAW)
+        await chain.aclose()
+
+    asyncio.run(broadcast())
+    code, out, _ = cli("wallet", "history")
+    assert code == 0
+    lines = out.splitlines()
+    assert "+0.000000001 TON" in lines[0]
+    assert lines[1].endswith("(failed)")
+    assert PEER_0Q in out
+    assert "“devnet faucet”" in lines[-1]
+
+
+def test_interactive_confirmation(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    imported(cli)
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": PASSWORD)
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    answers = iter(["no"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(answers))
+    monkeypatch.setattr(io, "StringIO", Tty)
+    code, _, err = cli("wallet", "send", "--to", PEER_RAW, "--amount", "1")
+    assert code == 1
+    assert "Cancelled" in err
+    answers = iter(["yes"])
+    code, out, err = cli("wallet", "send", "--to", PEER_RAW, "--amount", "1")
+    assert code == 0, err
+    assert out.startswith("sent: 1 TON")
