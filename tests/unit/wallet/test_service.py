@@ -449,3 +449,8 @@ async def test_refresh_loop_logs_unexpected_errors_and_goes_on(
     await asyncio.wait_for(recovered.wait(), 10)
     await wallet.aclose()
     assert len(calls) >= 2
+
+
+async def test_refresh_loop_ends_once_closing(service: WalletService) -> None:
+    service._closing = True
+    await asyncio.wait_for(service._refresh_loop(0.01), 10)  # returns instead of looping
