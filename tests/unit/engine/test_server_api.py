@@ -289,3 +289,18 @@ async def test_decode_failure_fails_requests_and_reports(
         status, answer = await post(test_client, "/v1/completions", {"prompt": STORY})
         assert status == 503
     await failing.shutdown(0)
+
+
+async def test_prompt_longer_than_one_batch_is_fed_in_chunks(client: TestClient[Any, Any]) -> None:
+    long_prompt = " ".join([STORY] * 12)  # ~180 tokens: three decode steps of 64 at most
+    short, long = await asyncio.gather(
+        post(client, "/v1/completions", {"prompt": STORY, "max_tokens": 12, "temperature": 0}),
+        post(client, "/v1/completions", {"prompt": long_prompt, "max_tokens": 4}),
+    )
+    assert short[0] == long[0] == 200
+    assert 150 < long[1]["usage"]["prompt_tokens"] < CTX
+    assert long[1]["usage"]["completion_tokens"] == 4
+    # The long prompt's remaining room bounds max_tokens instead of overflowing the slot.
+    room = CTX - long[1]["usage"]["prompt_tokens"]
+    _, clamped = await post(client, "/v1/completions", {"prompt": long_prompt, "max_tokens": 999})
+    assert clamped["usage"]["completion_tokens"] <= room
