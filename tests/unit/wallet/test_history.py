@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import AsyncIterator
 
 import pytest
 from pytoniq_core.boc.address import Address
@@ -28,11 +29,12 @@ FEES = FeeModel()
 
 
 @pytest.fixture
-async def setup(vector_keys: KeyPair) -> tuple[SimulatedChain, WalletContract]:
+async def setup(vector_keys: KeyPair) -> AsyncIterator[tuple[SimulatedChain, WalletContract]]:
     chain = SimulatedChain(clock=lambda: NOW)
     wallet = WalletContract(WalletVersion.V5R1, TonNetwork.TESTNET, vector_keys.public_key)
     await chain.mint(wallet.raw_address, 5 * TON, comment="welcome")
-    return chain, wallet
+    yield chain, wallet
+    await chain.aclose()
 
 
 async def send(

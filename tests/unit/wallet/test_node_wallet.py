@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nacl.signing
@@ -32,8 +33,10 @@ TESTNET_KQ = "kQAQl0at_KHSjg0RZmXijqRpUQ-yegqzCLgMYzUQUOFEPlw8"
 
 
 @pytest.fixture
-def chain() -> SimulatedChain:
-    return SimulatedChain()
+async def chain() -> AsyncIterator[SimulatedChain]:
+    backend = SimulatedChain()
+    yield backend
+    await backend.aclose()
 
 
 @pytest.fixture

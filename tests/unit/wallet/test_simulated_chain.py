@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -138,10 +139,11 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def chain(clock: Clock) -> SimulatedChain:
+async def chain(clock: Clock) -> AsyncIterator[SimulatedChain]:
     backend = SimulatedChain(clock=clock)
     await backend.start()
-    return backend
+    yield backend
+    await backend.aclose()
 
 
 async def funded(

@@ -7,6 +7,7 @@ code, the seqno afterwards and the money sent. Skipped (like test_emulator) with
 # mypy: disable-error-code="no-untyped-call,union-attr"
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -95,11 +96,14 @@ def engine() -> Any:
 
 
 @pytest.fixture(params=list(WalletVersion), ids=str)
-async def pair(request: pytest.FixtureRequest, engine: Any, vector_keys: KeyPair) -> Pair:
+async def pair(
+    request: pytest.FixtureRequest, engine: Any, vector_keys: KeyPair
+) -> AsyncIterator[Pair]:
     contract = WalletContract(request.param, TonNetwork.TESTNET, vector_keys.public_key)
     chain = SimulatedChain(clock=lambda: NOW)
     await chain.mint(contract.raw_address, FUNDS)
-    return Pair(engine, chain, contract)
+    yield Pair(engine, chain, contract)
+    await chain.aclose()
 
 
 def _signed(pair: Pair, keys: KeyPair, *, seqno: int, amount: int = 10**9, **kw: Any) -> bytes:

@@ -289,7 +289,9 @@ def test_offline_signing_needs_no_network_and_is_accepted_later(cli: Cli) -> Non
     async def broadcast() -> int:
         await chain.mint(V5_TESTNET_RAW, 10**9)
         await chain.send_boc(boc)
-        return (await chain.get_account_state(PEER_RAW)).balance
+        balance = (await chain.get_account_state(PEER_RAW)).balance
+        await chain.aclose()
+        return balance
 
     assert asyncio.run(broadcast()) == 500_000_000
 
