@@ -143,7 +143,7 @@ class OpenAiApi:
         if parsed.prompt_tokens is not None:
             return self._model.check_tokens(parsed.prompt_tokens, limit)
         if parsed.endpoint == "chat":
-            text = self._model.render_chat(parsed.messages)
+            text = self._model.render_chat(parsed.messages, enable_thinking=parsed.enable_thinking)
         else:
             text = parsed.prompt_text or ""
         return self._model.tokenize(text, add_special=True, limit=limit)

@@ -104,9 +104,12 @@ class LlamaModel:
             raise RequestError(400, "'prompt' holds a token id outside the vocabulary.")
         return list(tokens)
 
-    def render_chat(self, messages: tuple[dict[str, Any], ...]) -> str:
+    def render_chat(
+        self, messages: tuple[dict[str, Any], ...], *, enable_thinking: bool | None = None
+    ) -> str:
+        extra = {} if enable_thinking is None else {"enable_thinking": enable_thinking}
         try:
-            return self._formatter(messages=list(messages)).prompt  # type: ignore[arg-type]
+            return self._formatter(messages=list(messages), **extra).prompt  # type: ignore[arg-type]
         except Exception as exc:  # a template rejecting the conversation (e.g. role order)
             raise RequestError(400, "The messages do not fit the model's chat template.") from exc
 

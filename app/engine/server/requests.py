@@ -75,6 +75,7 @@ class GenerationRequest:
     stream: bool = False
     include_usage: bool = False
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    enable_thinking: bool | None = None
 
     def __repr__(self) -> str:  # prompts are private: never in logs or tracebacks
         return f"GenerationRequest(endpoint={self.endpoint!r}, model={self.model!r}, ...)"
@@ -113,15 +114,38 @@ def parse_body(raw: bytes, endpoint: Endpoint) -> GenerationRequest:
         stream=stream,
         include_usage=include_usage,
         sampling=_sampling(body),
+        enable_thinking=_enable_thinking(body.get("chat_template_kwargs")),
     )
+
+
+def _enable_thinking(value: object) -> bool | None:
+    # The one template option COCOON's worker lets through (for reasoning models such as Qwen3).
+    if value is None:
+        return None
+    if (
+        not isinstance(value, dict)
+        or set(value) - {"enable_thinking"}
+        or not isinstance(value.get("enable_thinking", False), bool)
+    ):
+        raise RequestError(
+            400,
+            "'chat_template_kwargs' may only hold 'enable_thinking' (true or false).",
+            param="chat_template_kwargs",
+        )
+    thinking = value.get("enable_thinking")
+    return thinking if isinstance(thinking, bool) else None
 
 
 def _refuse_unsupported(body: dict[str, Any]) -> None:
     # Features this engine does not implement are refused rather than silently ignored: a client
     # asking for JSON output or tool calls must not get free text it will fail to parse.
-    for name in ("logprobs", "top_logprobs", "tools", "functions", "logit_bias", "suffix"):
+    # (``top_logprobs`` without ``logprobs`` means nothing and is let through, as COCOON's worker
+    # forwards it.)
+    for name in ("logprobs", "tools", "functions", "logit_bias", "suffix", "echo"):
         if body.get(name) not in (None, False, 0, [], {}):
             raise RequestError(400, f"'{name}' is not supported by this server.", param=name)
+    if body.get("best_of") not in (None, 1):
+        raise RequestError(400, "Only best_of=1 is supported.", param="best_of")
     response_format = body.get("response_format")
     if response_format is not None and response_format != {"type": "text"}:
         raise RequestError(

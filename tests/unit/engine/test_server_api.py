@@ -304,3 +304,14 @@ async def test_prompt_longer_than_one_batch_is_fed_in_chunks(client: TestClient[
     room = CTX - long[1]["usage"]["prompt_tokens"]
     _, clamped = await post(client, "/v1/completions", {"prompt": long_prompt, "max_tokens": 999})
     assert clamped["usage"]["completion_tokens"] <= room
+
+
+async def test_cocoon_shaped_chat_request_is_served(client: TestClient[Any, Any]) -> None:
+    # What COCOON's worker forwards: model = base name, forced include_usage, template kwargs.
+    body = chat("Hi", model=ALIAS, max_completion_tokens=3, stream=True,
+                stream_options={"include_usage": True, "include_obfuscation": False},
+                chat_template_kwargs={"enable_thinking": False}, top_logprobs=0)  # fmt: skip
+    async with client.post("/v1/chat/completions", json=body) as response:
+        assert response.status == 200
+        events = await read_events(response)
+    assert events[-2]["usage"]["completion_tokens"] <= 3

@@ -103,7 +103,12 @@ def test_bad_input_is_rejected_with_400(raw: bytes, endpoint: str, param: str | 
     ("field", "value"),
     [
         ("logprobs", True),
-        ("top_logprobs", 3),
+        ("echo", True),
+        ("best_of", 3),
+        ("suffix", True),
+        ("chat_template_kwargs", {"enable_thinking": "yes"}),
+        ("chat_template_kwargs", {"other": True}),
+        ("chat_template_kwargs", ["enable_thinking"]),
         ("tools", [{"type": "function", "function": {"name": "f"}}]),
         ("logit_bias", {"50": 10}),
         ("response_format", {"type": "json_object"}),
@@ -122,3 +127,15 @@ def test_harmless_defaults_of_unsupported_features_pass() -> None:
         "chat",
     )
     assert not parsed.include_usage
+
+
+def test_fields_cocoon_forwards_are_accepted() -> None:
+    parsed = parse_body(
+        body(top_logprobs=2, parallel_tool_calls=False, reasoning_effort="low", verbosity="low",
+             chat_template_kwargs={"enable_thinking": False}, best_of=1, skip_special_tokens=True,
+             stream_options={"include_usage": True, "include_obfuscation": False}),
+        "chat",
+    )  # fmt: skip
+    assert parsed.enable_thinking is False
+    assert parsed.include_usage
+    assert parse_body(body(chat_template_kwargs={}), "chat").enable_thinking is None
