@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from app.cli.context import CliContext
 from app.core.errors import UserFacingError
-from app.engine.benchmark import BenchmarkPlan, BenchmarkResult, Spread
+from app.engine.benchmark import BenchmarkPlan, Spread
 from app.engine.benchmark_runner import BenchmarkOutcome, BenchmarkRunner
 
 MAX_BUDGET_S = 3600.0
@@ -95,6 +95,3 @@ def print_report(outcome: BenchmarkOutcome, out: TextIO) -> None:
 
 def _spread(spread: Spread, unit: str) -> str:
     return f"{spread.median:8.1f} {unit} (range {spread.low:.1f}–{spread.high:.1f})"
-
-
-__all__ = ["BenchmarkResult", "outcome_json", "print_report", "register", "run"]

@@ -146,7 +146,9 @@ class BenchmarkRunner:
             model_sha256=await model_sha256(path, entry.sha256),
             engine_version=engine_version(),
         )
-        if use_cache and (cached := self._cache.load(key)) is not None:
+        cached = self._cache.load(key) if use_cache else None
+        # A result measured with other answer lengths answers a different question.
+        if cached is not None and cached.max_tokens == plan.max_tokens:
             return BenchmarkOutcome(cached, from_cache=True)
         launch = plan_launch(
             entry, path, _hardware(inventory, gpu), gpu_index=gpu.index if gpu else None,

@@ -138,6 +138,10 @@ async def test_real_run_then_cached(paths: AppPaths) -> None:
 
     cached = await BenchmarkRunner(paths, probe=cpu_probe, launcher=no_engine).run(plan=plan)
     assert cached == BenchmarkOutcome(result, from_cache=True)
+    with pytest.raises(AssertionError, match="must not start"):  # other answer lengths: measure
+        await BenchmarkRunner(paths, probe=cpu_probe, launcher=no_engine).run(
+            plan=dataclasses.replace(plan, max_tokens=16)
+        )
 
 
 @pytest.mark.engine
