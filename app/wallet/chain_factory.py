@@ -25,7 +25,7 @@ def open_chain(network: str, paths: AppPaths) -> ChainBackend:
     if network == "devnet":
         return SimulatedChain(devnet_chain_path(paths))
     if network in ("testnet", "mainnet"):
-        return LiteBackend(load_global_config(network))
+        return LiteBackend(lambda: load_global_config(network))
     raise UserFacingError(
         f"The wallet does not support the '{network}' network.",
         hint="Use devnet, testnet or mainnet.",

@@ -22,7 +22,6 @@ from pytoniq.liteclient.balancer import BalancerError, LiteBalancer
 from pytoniq.liteclient.client import LiteClientError, LiteServerError, RunGetMethodError
 from pytoniq_core.boc.address import Address
 
-from app.core.errors import UserFacingError
 from app.core.money import Nanoton
 from app.core.observable import Observable
 from app.core.paths import resources_dir
@@ -58,7 +57,7 @@ T = TypeVar("T")
 BalancerFactory = Callable[[dict[str, Any], int, float], Any]
 
 
-class NetworkConfigError(UserFacingError):
+class NetworkConfigError(ChainError):
     """The bundled (or given) global network config is missing or unreadable."""
 
 
@@ -95,14 +94,17 @@ class LiteBackend:
 
     def __init__(
         self,
-        config: dict[str, Any],
+        config: dict[str, Any] | Callable[[], dict[str, Any]],
         *,
         trust_level: int = TRUST_LEVEL,
         timeout: float = DEFAULT_TIMEOUT_S,
         connect_timeout: float = 15.0,
         balancer_factory: BalancerFactory = _default_factory,
     ) -> None:
-        check_global_config(config, "the network configuration")
+        # A loader defers reading the shipped file to the first connection, so a missing file
+        # makes the wallet offline with a clear message instead of stopping the app.
+        if isinstance(config, dict):
+            check_global_config(config, "the network configuration")
         self._config = config
         self._trust_level = trust_level
         self._timeout = timeout
@@ -123,6 +125,8 @@ class LiteBackend:
             await self._connect()
         except ChainOffline:
             _log.info("TON network unreachable at start; will retry on demand")
+        except NetworkConfigError as exc:
+            _log.warning("wallet offline: %s", exc.message)
 
     async def aclose(self) -> None:
         balancer, started = self._balancer, self._started
@@ -151,8 +155,9 @@ class LiteBackend:
             self._connecting = asyncio.Lock()
         async with self._connecting:
             if self._balancer is None:
+                config = self._config if isinstance(self._config, dict) else self._config()
                 try:
-                    self._balancer = self._factory(self._config, self._trust_level, self._timeout)
+                    self._balancer = self._factory(config, self._trust_level, self._timeout)
                 except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
                     raise NetworkConfigError("The network configuration is not valid.") from exc
                 self._started = False

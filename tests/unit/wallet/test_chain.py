@@ -32,7 +32,7 @@ from app.wallet.chain import (
 from app.wallet.chain_decode import decode_transaction
 from app.wallet.chain_factory import NoNetwork, open_chain
 from app.wallet.contracts import TonNetwork, WalletContract, WalletVersion
-from app.wallet.lite_backend import NetworkConfigError
+from app.wallet.lite_backend import LiteBackend, NetworkConfigError
 from app.wallet.mnemonic import KeyPair
 from app.wallet.simulated_chain import SimulatedChain
 from app.wallet.transfer import TransferOrder, boc_hashes, sign_transfer
@@ -191,10 +191,17 @@ async def test_no_network_backend_never_goes_online() -> None:
     await chain.aclose()
 
 
-def test_open_chain_per_network(tmp_path: Path) -> None:
+@pytest.mark.allow_log_warnings
+async def test_open_chain_per_network(tmp_path: Path) -> None:
     paths = AppPaths(tmp_path)
     assert isinstance(open_chain("devnet", paths), SimulatedChain)
-    with pytest.raises(NetworkConfigError, match="missing"):
-        open_chain("testnet", paths)  # this build ships no liteserver list (see resources/ton)
+    live = open_chain("testnet", paths)
+    assert isinstance(live, LiteBackend)
+    # This build ships no liteserver list (see resources/ton): offline with a clear reason.
+    await live.start()
+    assert live.online.value is False
+    with pytest.raises(NetworkConfigError, match="configuration is missing"):
+        await live.get_server_time()
+    await live.aclose()
     with pytest.raises(UserFacingError, match="does not support"):
         open_chain("custom", paths)
