@@ -299,8 +299,9 @@ def _faucet(args: argparse.Namespace, ctx: CliContext) -> int:
     amount = parse_ton(args.amount)
 
     async def work(service: WalletService) -> Any:
-        chain = service._chain
-        assert isinstance(chain, SimulatedChain)  # noqa: S101 - devnet always simulates
+        chain = service.chain
+        if not isinstance(chain, SimulatedChain):  # pragma: no cover - devnet always simulates
+            raise CliUsageError("The faucet exists only on the local devnet network.")
         await chain.mint(service.active().raw_address, amount, comment="devnet faucet")
         return await service.refresh()
 

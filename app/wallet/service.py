@@ -89,6 +89,11 @@ class WalletService:
         self._never_rebroadcast: set[bytes] = set()
         self._closing = False
 
+    @property
+    def chain(self) -> ChainBackend:
+        """The backend this service reads and sends through (the devnet faucet needs it)."""
+        return self._chain
+
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
