@@ -16,8 +16,8 @@ from typing import Any
 from app import __version__
 from app.cli.context import CliContext
 from app.core.errors import UserFacingError
-from app.engine.benchmark import BenchmarkCache, BenchmarkKey, model_sha256
-from app.engine.benchmark_runner import engine_version
+from app.engine.benchmark import BenchmarkCache, model_sha256
+from app.engine.benchmark_runner import benchmark_key
 from app.engine.catalog import load_catalog
 from app.engine.gpu_probe import GpuInventory, gpu_report, probe
 from app.engine.planning import EnginePlan, plan_engine
@@ -110,12 +110,7 @@ async def _benchmark_section(
     if plan is None:
         return None
     sha = await model_sha256(plan.launch.model_path, plan.choice.model.sha256)
-    key = BenchmarkKey(
-        gpu_uuid=plan.gpu.uuid if plan.gpu is not None else "cpu",
-        driver=inventory.driver_version or "none",
-        model_sha256=sha,
-        engine_version=engine_version(),
-    )
+    key = benchmark_key(inventory, plan.gpu, sha)
     result = BenchmarkCache(ctx.paths.cache_dir).load(key)
     if result is None:
         return {"cached": False, "hint": "Run 'cocoon-provider bench' to measure this computer."}

@@ -239,7 +239,7 @@ class EarningController:
         ]
         if self._guard is not None:
             subscriptions.append(self._guard.state.subscribe(self._on_guard))
-            lane.worker.set_enabled(self._guard.state.value.accepting)
+            lane.worker.set_enabled(self._guard.state.value.accepting, source="thermal")
         lane.unsubscribers = (*lane.unsubscribers, *subscriptions)
         await lane.worker.start()
         self._publish(phase="earning", message="Connecting to the network…")
@@ -281,7 +281,7 @@ class EarningController:
     def _on_guard(self, state: GuardState) -> None:
         lane = self._lane
         if lane is not None and lane.worker is not None:
-            lane.worker.set_enabled(state.accepting)
+            lane.worker.set_enabled(state.accepting, source="thermal")
         self._publish()
 
     async def _tear_down(self, lane: _Lane) -> None:

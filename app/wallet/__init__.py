@@ -1,1 +1,1 @@
-"""The TON wallet: keys, encrypted vault, chain access (live and simulated), history, withdrawals."""
+"""The TON wallet: keys, encrypted vault, chain access (live, simulated), history, withdrawals."""

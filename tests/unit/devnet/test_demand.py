@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 
 from app.devnet.demand import PROMPTS, DemandGenerator
+from tests.polling import eventually
 
 
 class FakeClientApi:
@@ -60,9 +61,7 @@ async def test_sends_at_the_rate_once_a_worker_serves(api: FakeClientApi) -> Non
         lambda: api.url, lambda: ["m/one"], rate_per_minute=60_000, rng=random.Random(1)
     )
     await demand.start()
-    async with asyncio.timeout(10):
-        while demand.status.value.succeeded < 5:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: demand.status.value.succeeded >= 5)
     await demand.aclose()
     status = demand.status.value
     assert not status.waiting_for_worker
