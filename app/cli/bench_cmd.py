@@ -10,8 +10,11 @@ from typing import Any, TextIO
 
 from app.cli.context import CliContext
 from app.core.errors import UserFacingError
+from app.core.money import format_ton
 from app.engine.benchmark import BenchmarkPlan, Spread
 from app.engine.benchmark_runner import BenchmarkOutcome, BenchmarkRunner
+from app.engine.earnings import EarningsEstimate, estimate_earnings
+from app.network.billing import BillingParams
 
 MAX_BUDGET_S = 3600.0
 MIN_BUDGET_S = 10.0
@@ -65,15 +68,61 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
             progress=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True),
         )
     )
+    estimate = estimate_earnings(
+        outcome.result,
+        BillingParams().worker_fee_per_token,
+        coefficient=ctx.settings.current.value.worker.coefficient,
+    )
     if args.json:
-        print(json.dumps(outcome_json(outcome), sort_keys=True))
+        print(json.dumps(outcome_json(outcome, estimate, ctx.network), sort_keys=True))
     else:
         print_report(outcome, sys.stdout)
+        print_estimate(estimate, ctx.network, sys.stdout)
     return 0
 
 
-def outcome_json(outcome: BenchmarkOutcome) -> dict[str, Any]:
-    return {"from_cache": outcome.from_cache, "result": outcome.result.to_json()}
+def outcome_json(
+    outcome: BenchmarkOutcome, estimate: EarningsEstimate | None = None, network: str = ""
+) -> dict[str, Any]:
+    data: dict[str, Any] = {"from_cache": outcome.from_cache, "result": outcome.result.to_json()}
+    if estimate is not None:
+        data["estimate"] = {
+            "prices": PRICES_NOTE.get(network, PRICES_NOTE["other"]),
+            "worker_fee_per_token_nanotons": estimate.worker_fee_per_token,
+            "served_tokens_per_s": estimate.served_tokens_per_s,
+            "scenarios": [
+                {
+                    "name": item.name,
+                    "busy_fraction": item.busy_fraction,
+                    "billed_tokens_per_day": item.billed_tokens_per_day,
+                    "nanotons_per_day": item.nanotons_per_day,
+                }
+                for item in estimate.scenarios
+            ],
+            "assumptions": list(estimate.assumptions),
+        }
+    return data
+
+
+# Only the local network's prices are known offline; real ones come from the root contract.
+PRICES_NOTE = {
+    "devnet": "the local test network's prices (the reference test mode: 1 nanoton per token)",
+    "other": "the reference test-mode price (1 nanoton per token); the live network's price "
+    "comes from the COCOON root contract",
+}
+
+
+def print_estimate(estimate: EarningsEstimate, network: str, out: TextIO) -> None:
+    print(f"Earnings estimate at {PRICES_NOTE.get(network, PRICES_NOTE['other'])}:", file=out)
+    for item in estimate.scenarios:
+        print(
+            f"  {item.name:<8} busy {item.busy_fraction:4.0%}: "
+            f"{format_ton(item.nanotons_per_day, trim=True)} TON/day "
+            f"({item.billed_tokens_per_day} tokens)",
+            file=out,
+        )
+    for line in estimate.assumptions:
+        print(f"  · {line}", file=out)
 
 
 def print_report(outcome: BenchmarkOutcome, out: TextIO) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli.bench_cmd import outcome_json, print_report
+from app.cli.bench_cmd import outcome_json, print_estimate, print_report
 from app.cli.main import main as cli_main
 from app.core.paths import AppPaths
 from app.engine.benchmark import (
@@ -30,6 +30,7 @@ from app.engine.benchmark_runner import (
     direct_engine,
 )
 from app.engine.catalog import bundled_model_path, load_catalog
+from app.engine.earnings import estimate_earnings
 from app.engine.endpoint import BackendEndpoint
 from app.engine.gpu_probe import CpuInfo, GpuInfo, GpuInventory
 from app.engine.server.launcher import launched_engine
@@ -101,6 +102,21 @@ def test_report_text_and_json() -> None:
     assert "cached" in out.getvalue()
     document = json.loads(json.dumps(outcome_json(outcome)))
     assert BenchmarkResult.from_json(document["result"]) == outcome.result
+    assert "estimate" not in document
+
+
+def test_estimate_in_text_and_json() -> None:
+    outcome = BenchmarkOutcome(sample_result(), from_cache=False)
+    estimate = estimate_earnings(outcome.result, 1)
+    out = io.StringIO()
+    print_estimate(estimate, "devnet", out)
+    assert "local test network's prices" in out.getvalue()
+    assert "TON/day" in out.getvalue()
+    document = json.loads(json.dumps(outcome_json(outcome, estimate, "mainnet")))
+    names = [item["name"] for item in document["estimate"]["scenarios"]]
+    assert names == [item.name for item in estimate.scenarios]
+    assert "root contract" in document["estimate"]["prices"]
+    assert all(isinstance(i["nanotons_per_day"], int) for i in document["estimate"]["scenarios"])
 
 
 @pytest.mark.parametrize(
