@@ -6,24 +6,17 @@ real llama.cpp engine path is covered by ``test_engine_earning.py``.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from app.bootstrap import BuildOptions, Services, build_services
 from app.core.errors import UserFacingError
-from app.core.paths import AppPaths
-from app.core.settings import NetworkName, Settings
-from app.core.settings_store import SettingsStore
+from app.core.settings import NetworkName
 from app.devnet.mock_backend import MockBackend, MockBackendConfig
-from app.wallet.keyring_cache import KeyringCache
-from tests.conftest import MemoryKeyring
-from tests.fakes.fake_pynvml import FakeNvml
 from tests.polling import eventually
-from tests.ui.conftest import FAST_KDF
+from tests.service_builder import build_test_services
 
 MODEL = "Qwen/Qwen3-8B"
 
@@ -36,31 +29,8 @@ async def backend() -> AsyncIterator[MockBackend]:
     await mock.aclose()
 
 
-def _services(
-    tmp_path: Path, network: NetworkName = "devnet", *, backend_url: str = "", model: str = ""
-) -> Services:
-    paths = AppPaths(tmp_path).ensure()
-    store = SettingsStore.load(paths.settings_file)
-
-    def override(settings: Settings) -> Settings:
-        return dataclasses.replace(
-            settings,
-            engine=dataclasses.replace(settings.engine, backend_url=backend_url, model=model),
-            devnet=dataclasses.replace(settings.devnet, demand_requests_per_minute=0),
-        )
-
-    options = BuildOptions(
-        nvml=FakeNvml(1).module,
-        override=override,
-        wallet_kdf=FAST_KDF,
-        wallet_refresh_s=None,
-        keyring=KeyringCache(backend=MemoryKeyring()),
-    )
-    return build_services(paths, store, network, options)
-
-
 async def test_start_earning_serves_and_bills(tmp_path: Path, backend: MockBackend) -> None:
-    services = _services(tmp_path, backend_url=backend.url, model=MODEL)
+    services = build_test_services(tmp_path, backend_url=backend.url, model=MODEL)
     await services.start()
     try:
         await services.earning.start_earning()
@@ -95,7 +65,7 @@ async def test_start_earning_serves_and_bills(tmp_path: Path, backend: MockBacke
 async def test_backend_url_without_model_is_a_clear_failure(
     tmp_path: Path, backend: MockBackend
 ) -> None:
-    services = _services(tmp_path, backend_url=backend.url)
+    services = build_test_services(tmp_path, backend_url=backend.url)
     await services.start()
     try:
         with pytest.raises(UserFacingError, match="model name"):
@@ -116,14 +86,14 @@ async def test_backend_url_without_model_is_a_clear_failure(
 async def test_networks_without_a_target_explain_why(
     tmp_path: Path, backend: MockBackend, network: NetworkName, message: str
 ) -> None:
-    services = _services(tmp_path, network, backend_url=backend.url, model=MODEL)
+    services = build_test_services(tmp_path, network, backend_url=backend.url, model=MODEL)
     with pytest.raises(UserFacingError, match=message):
         await services.earning.start_earning()
     assert services.earning.status.value.phase == "failed"
 
 
 async def test_stop_and_start_again(tmp_path: Path, backend: MockBackend) -> None:
-    services = _services(tmp_path, backend_url=backend.url, model=MODEL)
+    services = build_test_services(tmp_path, backend_url=backend.url, model=MODEL)
     await services.start()
     try:
         await services.earning.start_earning()

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TypeVar
 
-import nacl.pwhash
 import pytest
 from PySide6.QtWidgets import QApplication, QDialog, QWidget
 
@@ -21,15 +20,11 @@ from app.ui.viewmodels.wallet import WalletViewModel
 from app.wallet.keyring_cache import KeyringCache
 from app.wallet.service import WalletService
 from app.wallet.simulated_chain import SimulatedChain
-from app.wallet.vault import KdfParams
 from tests.conftest import MemoryKeyring
+from tests.service_builder import FAST_KDF
 
 T = TypeVar("T")
 
-# The cheapest Argon2id parameters libsodium allows, so wallet UI tests stay fast.
-FAST_KDF = KdfParams(
-    opslimit=nacl.pwhash.argon2id.OPSLIMIT_MIN, memlimit=nacl.pwhash.argon2id.MEMLIMIT_MIN
-)
 # Set COCOON_UI_SHOTS=/tmp/ui-shots to save PNGs of the wallet page and dialogs for review.
 SHOTS_ENV = "COCOON_UI_SHOTS"
 

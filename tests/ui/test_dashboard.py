@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -11,18 +10,11 @@ import pytest
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from app.bootstrap import BuildOptions, Services, build_services
-from app.core.paths import AppPaths
-from app.core.settings import Settings
-from app.core.settings_store import SettingsStore
 from app.devnet.mock_backend import MockBackend, MockBackendConfig
 from app.ui.pages.dashboard import DashboardPage
 from app.ui.viewmodels.bundle import ViewModels
-from app.wallet.keyring_cache import KeyringCache
-from tests.conftest import MemoryKeyring
-from tests.fakes.fake_pynvml import FakeNvml
 from tests.polling import eventually
-from tests.ui.conftest import FAST_KDF
+from tests.service_builder import build_test_services
 
 MODEL = "Qwen/Qwen3-8B"
 
@@ -35,26 +27,6 @@ async def backend() -> AsyncIterator[MockBackend]:
     await mock.aclose()
 
 
-def _services(tmp_path: Path, backend_url: str) -> Services:
-    paths = AppPaths(tmp_path).ensure()
-
-    def override(settings: Settings) -> Settings:
-        return dataclasses.replace(
-            settings,
-            engine=dataclasses.replace(settings.engine, backend_url=backend_url, model=MODEL),
-            devnet=dataclasses.replace(settings.devnet, demand_requests_per_minute=0),
-        )
-
-    options = BuildOptions(
-        nvml=FakeNvml(1).module,
-        override=override,
-        wallet_kdf=FAST_KDF,
-        wallet_refresh_s=None,
-        keyring=KeyringCache(backend=MemoryKeyring()),
-    )
-    return build_services(paths, SettingsStore.load(paths.settings_file), "devnet", options)
-
-
 async def _until(check: Callable[[], bool]) -> None:
     # pytest-asyncio's loop is not Qt's: Qt timers fire only when we process Qt events.
     await eventually(check, pump=QApplication.processEvents)
@@ -63,7 +35,7 @@ async def _until(check: Callable[[], bool]) -> None:
 async def test_start_serve_and_stop_from_the_dashboard(
     qtbot: QtBot, tmp_path: Path, backend: MockBackend
 ) -> None:
-    services = _services(tmp_path, backend.url)
+    services = build_test_services(tmp_path, backend_url=backend.url, model=MODEL)
     models = ViewModels.build(services)
     page = DashboardPage(models.status, models.telemetry, models.earning)
     qtbot.addWidget(page)
@@ -96,7 +68,7 @@ async def test_start_serve_and_stop_from_the_dashboard(
 
 @pytest.mark.allow_log_warnings
 async def test_a_failed_start_is_shown(qtbot: QtBot, tmp_path: Path) -> None:
-    services = _services(tmp_path, "http://127.0.0.1:9")
+    services = build_test_services(tmp_path, backend_url="http://127.0.0.1:9", model=MODEL)
     models = ViewModels.build(services)
     page = DashboardPage(models.status, models.telemetry, models.earning)
     qtbot.addWidget(page)

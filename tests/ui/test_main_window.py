@@ -9,30 +9,19 @@ import pytest
 from PySide6.QtWidgets import QLineEdit, QScrollArea, QSpinBox
 from pytestqt.qtbot import QtBot
 
-from app.bootstrap import BuildOptions, Services, build_services
-from app.core.paths import AppPaths
+from app.bootstrap import Services
 from app.core.settings_store import SettingsStore
 from app.ui.main_window import MainWindow
 from app.ui.pages.settings import SettingsPage
 from app.ui.tray import TrayIcon
 from app.ui.viewmodels.app_status import AppStatusViewModel
 from app.ui.viewmodels.bundle import ViewModels
-from app.wallet.keyring_cache import KeyringCache
-from tests.conftest import MemoryKeyring
-from tests.fakes.fake_pynvml import FakeNvml
-from tests.ui.conftest import FAST_KDF
+from tests.service_builder import build_test_services
 
 
 @pytest.fixture
 def services(tmp_path: Path) -> Services:
-    paths = AppPaths(tmp_path).ensure()
-    options = BuildOptions(
-        nvml=FakeNvml(1).module,
-        wallet_kdf=FAST_KDF,
-        wallet_refresh_s=None,
-        keyring=KeyringCache(backend=MemoryKeyring()),
-    )
-    return build_services(paths, SettingsStore.load(paths.settings_file), "devnet", options)
+    return build_test_services(tmp_path)
 
 
 @pytest.fixture

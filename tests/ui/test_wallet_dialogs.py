@@ -26,7 +26,8 @@ from app.wallet.service import WalletService
 from app.wallet.simulated_chain import SimulatedChain
 from app.wallet.wallet_state import WithdrawalReceipt
 from app.wallet.withdrawals import WithdrawalRequest
-from tests.ui.conftest import FAST_KDF, until
+from tests.service_builder import FAST_KDF
+from tests.ui.conftest import until
 from tests.unit.wallet.conftest import TEST_VECTOR_PHRASE
 
 PASSWORD = "correct horse battery"

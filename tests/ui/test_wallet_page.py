@@ -27,7 +27,8 @@ from app.wallet.pending import SendStatus
 from app.wallet.service import WalletService
 from app.wallet.simulated_chain import SimulatedChain
 from tests.conftest import MemoryKeyring
-from tests.ui.conftest import FAST_KDF, shot, until
+from tests.service_builder import FAST_KDF
+from tests.ui.conftest import shot, until
 from tests.unit.wallet.conftest import TEST_VECTOR_PHRASE
 
 PASSWORD = "correct horse battery"

@@ -1,0 +1,52 @@
+"""Build the app's real services for a test: fake NVML, fast wallet KDF, in-memory keyring, and
+settings overrides that are not saved."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import nacl.pwhash
+
+from app.bootstrap import BuildOptions, Services, build_services
+from app.core.paths import AppPaths
+from app.core.settings import NetworkName, Settings
+from app.core.settings_store import SettingsStore
+from app.wallet.keyring_cache import KeyringCache
+from app.wallet.vault import KdfParams
+from tests.conftest import MemoryKeyring
+from tests.fakes.fake_pynvml import FakeNvml
+
+FAST_KDF = KdfParams(
+    opslimit=nacl.pwhash.argon2id.OPSLIMIT_MIN, memlimit=nacl.pwhash.argon2id.MEMLIMIT_MIN
+)
+
+
+def build_test_services(
+    tmp_path: Path,
+    network: NetworkName = "devnet",
+    *,
+    backend_url: str = "",
+    model: str = "",
+    demand_per_minute: int = 0,
+) -> Services:
+    """Services over ``tmp_path`` (one fake GPU); ``backend_url`` replaces the built-in engine."""
+    paths = AppPaths(tmp_path).ensure()
+
+    def override(settings: Settings) -> Settings:
+        return dataclasses.replace(
+            settings,
+            engine=dataclasses.replace(settings.engine, backend_url=backend_url, model=model),
+            devnet=dataclasses.replace(
+                settings.devnet, demand_requests_per_minute=demand_per_minute
+            ),
+        )
+
+    options = BuildOptions(
+        nvml=FakeNvml(1).module,
+        override=override,
+        wallet_kdf=FAST_KDF,
+        wallet_refresh_s=None,
+        keyring=KeyringCache(backend=MemoryKeyring()),
+    )
+    return build_services(paths, SettingsStore.load(paths.settings_file), network, options)
