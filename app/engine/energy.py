@@ -86,6 +86,9 @@ class _Job:
     started: float
     ended: float | None = None
     energy_mj: Fraction = Fraction(0)
+    # Whether any measured slice (or an estimate from one) covered the job: without one its
+    # energy is unknown, not zero (no GPU, or it finished before the second reading).
+    measured: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +135,12 @@ class EnergyMeter:
         self._publish()
 
     def job_finished(self, job_id: str) -> float:
-        """End the job's metering and return the energy attributed to it, in Wh."""
+        """End the job's metering and return the energy attributed to it, in Wh (0 if unknown)."""
+        energy_wh = self.finish_job(job_id)
+        return 0.0 if energy_wh is None else energy_wh
+
+    def finish_job(self, job_id: str) -> float | None:
+        """End the job's metering; its energy in Wh, or None when no reading could measure it."""
         job = self._jobs.get(job_id)
         if job is None or job.ended is not None:
             raise EnergyError(f"Job {job_id!r} is not being metered.")
@@ -141,6 +149,7 @@ class EnergyMeter:
         for reading in self._readings.values():
             if reading.slice_power_mw is None:
                 continue
+            job.measured = True  # the stretch after this reading is estimated from its power
             tail_s = now - max(reading.at, job.started)
             if tail_s > 0:
                 job.energy_mj += reading.slice_power_mw * Fraction(tail_s) / running
@@ -148,7 +157,7 @@ class EnergyMeter:
         self._jobs_mj += job.energy_mj
         self._finished += 1
         self._publish()
-        return float(job.energy_mj / MJ_PER_WH)
+        return float(job.energy_mj / MJ_PER_WH) if job.measured else None
 
     @property
     def active_jobs(self) -> int:
@@ -231,6 +240,7 @@ class EnergyMeter:
             for job in active:
                 if job.ended is None:  # a finished job was already settled with its estimate
                     job.energy_mj += share
+                    job.measured = True
 
     def _prune(self) -> None:
         if not self._readings:

@@ -29,7 +29,7 @@ from app.engine.sandbox import SandboxReport
 from app.engine.supervisor import ENGINE_PROGRAM, EngineStatus, EngineSupervisor
 from app.network.billing import BillingParams
 from app.network.jobs import JobStore
-from app.network.request_server import RequestServer, ServingStatus
+from app.network.request_server import JobObserver, RequestServer, ServingStatus
 from app.network.worker import CocoonWorker, WorkerStatus
 from app.network.worker_config import WorkerConfig
 
@@ -121,7 +121,8 @@ class EarningController:
     """A service whose ``start``/``aclose`` bound its life; :meth:`start_earning` does the work.
 
     ``settings`` and ``target`` are read at each start, so a change applies on the next start.
-    ``engine_program`` replaces the engine child (tests use small programs).
+    ``engine_program`` replaces the engine child (tests use small programs). ``observer`` (e.g.
+    :class:`app.network.job_energy.MeteredJobs`) is told when each served job starts and ends.
     """
 
     def __init__(
@@ -135,6 +136,7 @@ class EarningController:
         probe_sandbox: SandboxProbe,
         guard: ThermalGuard | None = None,
         engine_program: tuple[str, ...] | None = None,
+        observer: JobObserver | None = None,
     ) -> None:
         self._paths = paths
         self._settings = settings
@@ -144,6 +146,7 @@ class EarningController:
         self._probe_sandbox = probe_sandbox
         self._guard = guard
         self._engine_program = engine_program
+        self._observer = observer
         self._lane: _Lane | None = None
         self._lock = asyncio.Lock()
         self.status: Observable[EarningStatus] = Observable(EarningStatus())
@@ -219,6 +222,7 @@ class EarningController:
             billing=target.billing,
             max_active_requests=max_active,
             jobs=self._jobs,
+            observer=self._observer,
         )
         await lane.server.start()
         config = WorkerConfig.from_strings(

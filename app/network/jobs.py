@@ -61,15 +61,19 @@ CREATE TABLE IF NOT EXISTS jobs (
     earned_nanotons INTEGER NOT NULL,
     answer_bytes INTEGER NOT NULL,
     started_at REAL NOT NULL,
-    finished_at REAL NOT NULL
+    finished_at REAL NOT NULL,
+    energy_wh REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_finished_at ON jobs(finished_at);
 """
+# Columns added after the first release: (name, declaration). A database written by an older
+# version gets them on open, its rows keeping NULL ("not measured").
+_ADDED_COLUMNS = (("energy_wh", "REAL"),)
 _COLUMNS = (
     "request_hash, proxy, model, status, http_status, error_code, error_message, coefficient, "
     "prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, adjusted_prompt, "
     "adjusted_cached, adjusted_completion, adjusted_reasoning, adjusted_total, earned_nanotons, "
-    "answer_bytes, started_at, finished_at"
+    "answer_bytes, started_at, finished_at, energy_wh"
 )
 
 
@@ -80,7 +84,10 @@ def hash_request_id(request_id: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class JobRecord:
-    """One served (or refused) request. Token counts are raw from ``usage``; ``tokens`` adjusted."""
+    """One served (or refused) request. Token counts are raw from ``usage``; ``tokens`` adjusted.
+
+    ``energy_wh`` is the GPU energy attributed to the job, or None where nothing measured it.
+    """
 
     request_hash: str
     proxy: str
@@ -99,6 +106,7 @@ class JobRecord:
     answer_bytes: int
     started_at: float
     finished_at: float
+    energy_wh: float | None = None
 
     def _row(self) -> tuple[Any, ...]:
         t = self.tokens
@@ -124,13 +132,14 @@ class JobRecord:
             self.answer_bytes,
             self.started_at,
             self.finished_at,
+            self.energy_wh,
         )
 
     @classmethod
     def _from_row(cls, row: tuple[Any, ...]) -> JobRecord:
         (hash_, proxy, model, status, http_status, code, message, coefficient) = row[:8]
         prompt, cached, completion, reasoning = row[8:12]
-        earned, answer_bytes, started_at, finished_at = row[17:21]
+        earned, answer_bytes, started_at, finished_at, energy_wh = row[17:22]
         return cls(
             hash_,
             proxy,
@@ -149,12 +158,14 @@ class JobRecord:
             answer_bytes,
             started_at,
             finished_at,
+            energy_wh,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class DayTotals:
-    """One UTC day of jobs: counts, adjusted tokens and the worker's earnings (nanotons)."""
+    """One UTC day of jobs: counts, adjusted tokens, the worker's earnings (nanotons) and the GPU
+    energy attributed to them (Wh; None when no job of the day was measured)."""
 
     day: str
     jobs: int
@@ -162,6 +173,7 @@ class DayTotals:
     failed: int
     adjusted_tokens: int
     earned_nanotons: int
+    energy_wh: float | None = None
 
 
 class JobStore:
@@ -226,8 +238,8 @@ class JobStore:
         since = time.time() - days * 86400
         rows = await self._query(
             "SELECT date(finished_at, 'unixepoch') AS day, COUNT(*), "
-            "SUM(status = 'ok'), SUM(status != 'ok'), SUM(adjusted_total), SUM(earned_nanotons) "
-            "FROM jobs WHERE finished_at >= ? GROUP BY day ORDER BY day",
+            "SUM(status = 'ok'), SUM(status != 'ok'), SUM(adjusted_total), SUM(earned_nanotons), "
+            "SUM(energy_wh) FROM jobs WHERE finished_at >= ? GROUP BY day ORDER BY day",
             (since,),
         )
         return [DayTotals(*row) for row in rows]
@@ -269,6 +281,7 @@ class JobStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
+            _add_missing_columns(db)
         except sqlite3.DatabaseError:
             db.close()
             raise
@@ -329,3 +342,20 @@ class JobStore:
                 self._idle.set()
                 if self._closing:
                     return
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Bring a table created by an older version up to date, keeping every row."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    missing = [(name, kind) for name, kind in _ADDED_COLUMNS if name not in present]
+    if not missing:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for name, kind in missing:
+            db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    _log.info("job history: added column(s) %s", ", ".join(name for name, _ in missing))

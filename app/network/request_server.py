@@ -1,18 +1,21 @@
 """``RequestServer``: serves one proxy query end to end and publishes the live serving status.
 
 Caps concurrency, validates, forwards to the backend, streams the answer back through the sink as
-it arrives while counting tokens, bills with the proxy's coefficient, and records a job.
+it arrives while counting tokens, bills with the proxy's coefficient, and records a job (with the
+energy a :class:`JobObserver` attributes to it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from app.core.money import Nanoton
 from app.core.observable import Observable
@@ -68,6 +71,22 @@ BACKEND_TIMEOUT_SHARE = 0.95
 _MAX_TIMEOUT = 3600.0
 _DRAIN_TIMEOUT = 5.0
 _ANSWER_HEADERS_DROPPED = frozenset({"content-length", "transfer-encoding", "connection"})
+# Observer keys are unique in the process: request ids repeat (retries, tests) and several servers
+# (one per earning session) may share one observer.
+_job_numbers = itertools.count(1)
+
+
+class JobObserver(Protocol):
+    """Told when each query starts and ends (refused, failed and cancelled ones too).
+
+    Every ``job_started`` is matched by exactly one ``job_finished`` with the same key, which
+    returns the job's energy in Wh (None when unknown) and learns what the job earned. Both run
+    on the event loop and must be quick; an exception is logged and costs only the energy figure.
+    """
+
+    def job_started(self, job_key: str, /) -> None: ...
+
+    def job_finished(self, job_key: str, earned_nanotons: Nanoton, /) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +117,8 @@ class RequestServer:
 
     ``model`` is the worker's model name (``name@commit:verity`` or just ``name``); requests must
     name its base. ``billing`` comes from the root contract config. ``jobs`` (optional) receives
-    a :class:`JobRecord` for every query, refused ones included.
+    a :class:`JobRecord` for every query, refused ones included. ``observer`` (optional) is told
+    when each query starts and ends; the energy it returns goes into the job record.
     """
 
     def __init__(
@@ -109,6 +129,7 @@ class RequestServer:
         billing: BillingParams | None = None,
         max_active_requests: int = DEFAULT_MAX_ACTIVE_REQUESTS,
         jobs: JobStore | None = None,
+        observer: JobObserver | None = None,
         max_request_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_answer_bytes: int | None = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
@@ -118,6 +139,7 @@ class RequestServer:
         self.billing = billing or BillingParams()
         self.max_request_bytes = max_request_bytes
         self._jobs = jobs
+        self._observer = observer
         self._clock = clock
         self._connect_timeout = connect_timeout
         self._max_answer_bytes = max_answer_bytes or DEFAULT_MAX_ANSWER_BYTES
@@ -169,39 +191,60 @@ class RequestServer:
         """Answer one query through ``sink``; returns its job record (also saved to the store).
 
         Never raises for a bad request or a failing backend (the sink gets the error); raises
-        ``CancelledError`` when cancelled, after recording the job as cancelled.
+        ``CancelledError`` when cancelled, after recording the job as cancelled. Whatever else a
+        sink raises is recorded as a failed job and passed on.
         """
         started = self._clock()
+        job_key = self._observe_start(query)
         meter = AnswerMeter(query.coefficient, self.billing)
         outcome = _Outcome()
-        status = self.status.value
-        if self._closing or status.active >= status.max_active:
-            message = "too many active queries" if not self._closing else "worker is stopping"
-            outcome = _Outcome(STATUS_BUSY, 0, ERROR_ERROR, message)
-            await sink.error(ERROR_ERROR, message, self._final(query, started, meter, None))
-            return self._finish(query, started, meter, outcome, counted=False)
+        counted = False
         task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        self.status.set(replace(status, active=status.active + 1))
         try:
-            timeout = _clamp_timeout(query.timeout)
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._run(query, request, sink, started, meter, outcome)
-            except TimeoutError:
-                outcome.status, outcome.error_code = STATUS_TIMEOUT, ERROR_TIMEOUT
-                outcome.error_message = "worker: timeout"
-                final = self._final(query, started, meter, None)
-                await sink.error(ERROR_TIMEOUT, outcome.error_message, final)
+            status = self.status.value
+            if self._closing or status.active >= status.max_active:
+                message = "too many active queries" if not self._closing else "worker is stopping"
+                outcome.status, outcome.error_code = STATUS_BUSY, ERROR_ERROR
+                outcome.error_message = message
+                await sink.error(ERROR_ERROR, message, self._final(query, started, meter, None))
+            else:
+                counted = True
+                if task is not None:
+                    self._tasks.add(task)
+                self.status.set(replace(status, active=status.active + 1))
+                await self._serve_in_time(query, request, sink, started, meter, outcome)
         except asyncio.CancelledError:
-            outcome.status = STATUS_CANCELLED
-            self._finish(query, started, meter, outcome)
+            if counted:  # a refusal stays a refusal even if sending it was cut short
+                outcome.status = STATUS_CANCELLED
+            raise
+        except Exception:
+            # The caller logs it; the record keeps the counters and the observer's pairs right.
+            outcome.status, outcome.error_code = STATUS_FAILED, ERROR_ERROR
+            outcome.error_message = "worker: internal error"
             raise
         finally:
             if task is not None:
                 self._tasks.discard(task)
-        return self._finish(query, started, meter, outcome)
+            record = self._finish(query, started, meter, outcome, job_key, counted=counted)
+        return record
+
+    async def _serve_in_time(
+        self,
+        query: QueryContext,
+        request: HttpRequest,
+        sink: AnswerSink,
+        started: float,
+        meter: AnswerMeter,
+        outcome: _Outcome,
+    ) -> None:
+        try:
+            async with asyncio.timeout(_clamp_timeout(query.timeout)):
+                await self._run(query, request, sink, started, meter, outcome)
+        except TimeoutError:
+            outcome.status, outcome.error_code = STATUS_TIMEOUT, ERROR_TIMEOUT
+            outcome.error_message = "worker: timeout"
+            final = self._final(query, started, meter, None)
+            await sink.error(ERROR_TIMEOUT, outcome.error_message, final)
 
     async def _run(
         self,
@@ -315,12 +358,14 @@ class RequestServer:
         started: float,
         meter: AnswerMeter,
         outcome: _Outcome,
+        job_key: str | None,
         *,
-        counted: bool = True,
+        counted: bool,
     ) -> JobRecord:
         raw: RawTokens = meter.raw
         tokens = meter.tokens
         earned: Nanoton = worker_earnings(tokens, self.billing)
+        energy_wh = self._observe_finish(job_key, earned)
         record = JobRecord(
             request_hash=hash_request_id(query.request_id),
             proxy=query.proxy,
@@ -339,6 +384,7 @@ class RequestServer:
             answer_bytes=outcome.answer_bytes,
             started_at=started,
             finished_at=self._clock(),
+            energy_wh=energy_wh,
         )
         self._publish(record, counted=counted)
         if self._jobs is not None:
@@ -350,6 +396,30 @@ class RequestServer:
             tokens.total_tokens_used,
         )
         return record
+
+    def _observe_start(self, query: QueryContext) -> str | None:
+        """Tell the observer a job starts; its key, or None when there is none (or it failed)."""
+        if self._observer is None:
+            return None
+        key = f"{hash_request_id(query.request_id)[:12]}#{next(_job_numbers)}"
+        try:
+            self._observer.job_started(key)
+        except Exception as exc:  # metering is a figure on the dashboard, never worth a request
+            _log.warning("job %s: energy metering did not start: %s", key, exc)
+            return None
+        return key
+
+    def _observe_finish(self, key: str | None, earned: Nanoton) -> float | None:
+        if self._observer is None or key is None:
+            return None
+        try:
+            energy_wh = self._observer.job_finished(key, earned)
+        except Exception as exc:
+            _log.warning("job %s: energy metering did not finish: %s", key, exc)
+            return None
+        if energy_wh is None or not math.isfinite(energy_wh) or energy_wh < 0:
+            return None
+        return energy_wh
 
     def _publish(self, record: JobRecord, *, counted: bool) -> None:
         status = self.status.value
