@@ -145,14 +145,13 @@ class EnergyMeter:
         if job is None or job.ended is not None:
             raise EnergyError(f"Job {job_id!r} is not being metered.")
         now = max(self._clock(), job.started)
-        running = 1 + sum(1 for j in self._jobs.values() if j.ended is None and j is not job)
         for reading in self._readings.values():
             if reading.slice_power_mw is None:
                 continue
             job.measured = True  # the stretch after this reading is estimated from its power
-            tail_s = now - max(reading.at, job.started)
-            if tail_s > 0:
-                job.energy_mj += reading.slice_power_mw * Fraction(tail_s) / running
+            start = max(reading.at, job.started)
+            if now > start:
+                job.energy_mj += reading.slice_power_mw * self._tail_share(start, now)
         job.ended = now
         self._jobs_mj += job.energy_mj
         self._finished += 1
@@ -241,6 +240,27 @@ class EnergyMeter:
                 if job.ended is None:  # a finished job was already settled with its estimate
                     job.energy_mj += share
                     job.measured = True
+
+    def _tail_share(self, start: float, end: float) -> Fraction:
+        """Seconds of [start, end] that belong to the job finishing now (still active here).
+
+        Jobs that finished earlier in the stretch shared it until they ended, so their estimates
+        and this one add up to the stretch once, not once per job.
+        """
+        cuts = {start, end}
+        for job in self._jobs.values():
+            for moment in (job.started, job.ended):
+                if moment is not None and start < moment < end:
+                    cuts.add(moment)
+        seconds = Fraction(0)
+        for a, b in itertools.pairwise(sorted(cuts)):
+            active = sum(
+                1
+                for j in self._jobs.values()
+                if j.started <= a and (j.ended is None or j.ended >= b)
+            )
+            seconds += Fraction(b - a) / max(1, active)
+        return seconds
 
     def _prune(self) -> None:
         if not self._readings:
