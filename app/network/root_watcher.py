@@ -203,8 +203,14 @@ def _needs_apply(old: RootConfig | None, new: RootConfig) -> bool:
 # ---- sources ----
 
 
-def chain_source(chain: AccountReader, root_address: str) -> ConfigSource:
-    """Read the root contract's proven account data through the wallet's chain interface."""
+def chain_source(
+    chain: AccountReader, root_address: str, *, is_test: bool | None = None
+) -> ConfigSource:
+    """Read the root contract's proven account data through the wallet's chain interface.
+
+    With ``is_test`` set, a configuration of the other mode is refused as a bad read (the
+    reference stops on that mismatch: a production worker must not follow a test-mode contract).
+    """
     try:
         # Reading a contract is harmless whatever the address's test flag says, so every tag is
         # accepted (the testnet rules do); length, alphabet, checksum and workchain are checked.
@@ -227,7 +233,15 @@ def chain_source(chain: AccountReader, root_address: str) -> ConfigSource:
                 f"The network returned the root contract {address} without its data.",
                 hint="This is usually temporary; the app reads it again shortly.",
             )
-        return parse_root_config_cell(state.data)
+        config = parse_root_config_cell(state.data)
+        if is_test is not None and config.is_test != is_test:
+            modes = {True: "test", False: "production"}
+            raise RootConfigError(
+                f"The root contract {address} is in {modes[config.is_test]} mode, "
+                f"but the worker runs in {modes[is_test]} mode.",
+                hint="Use the root contract that matches the worker's mode.",
+            )
+        return config
 
     return read
 

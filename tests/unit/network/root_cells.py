@@ -29,10 +29,10 @@ def _store_proxy(address: bytes, b: Any) -> Any:
     return b.store_uint(0, 1).store_uint(len(address), 7).store_bytes(address)
 
 
-def params_cell(params_version: int) -> Any:
+def params_cell(params_version: int, *, is_test: bool = True) -> Any:
     """Struct version 3: every multiplier present, stakes, no contract codes."""
     b = _core.begin_cell().store_uint(3, 8).store_uint(params_version, 32).store_uint(77, 32)
-    b.store_bit(1).store_coins(2_000).store_coins(1_000)
+    b.store_bit(is_test).store_coins(2_000).store_coins(1_000)
     for multiplier in (10_000, 10_000, 10_000, 10_000):
         b.store_uint(multiplier, 32)
     b.store_uint(600, 32).store_uint(300, 32)
@@ -59,9 +59,10 @@ def root_config_boc(
     version: int = 1,
     params_version: int = 1,
     proxies: tuple[str, ...] = ("10.0.0.1:11001",),
+    is_test: bool = True,
 ) -> bytes:
     """The root contract's data cell as a BOC, the way an account state carries it."""
     b = _core.begin_cell().store_address(_core.Address(OWNER))
-    b.store_ref(data_cell(proxies)).store_ref(params_cell(params_version))
+    b.store_ref(data_cell(proxies)).store_ref(params_cell(params_version, is_test=is_test))
     b.store_uint(version, 32)
     return bytes(b.end_cell().to_boc())

@@ -172,6 +172,19 @@ async def test_chain_source_refuses_unusable_account_states(
         await chain_source(FakeChain(state), ROOT)()
 
 
+@pytest.mark.parametrize(("contract_test", "worker_test"), [(True, False), (False, True)])
+async def test_chain_source_refuses_a_contract_of_the_other_mode(
+    contract_test: bool, worker_test: bool
+) -> None:
+    chain = chain_with(is_test=contract_test)
+    assert (await chain_source(chain, ROOT)()).is_test is contract_test
+    assert (await chain_source(chain, ROOT, is_test=contract_test)()).is_test is contract_test
+    modes = {True: "test", False: "production"}
+    expected = f"is in {modes[contract_test]} mode, but the worker runs in {modes[worker_test]}"
+    with pytest.raises(RootConfigError, match=expected):
+        await chain_source(chain, ROOT, is_test=worker_test)()
+
+
 async def test_chain_source_against_the_simulated_chain_without_a_root_contract() -> None:
     chain = SimulatedChain()
     await chain.start()
