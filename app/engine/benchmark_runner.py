@@ -10,8 +10,6 @@ from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from typing import Protocol
 
-import psutil
-
 from app import __version__
 from app.core.paths import AppPaths
 from app.engine import gpu_probe
@@ -28,9 +26,10 @@ from app.engine.benchmark import (
 from app.engine.catalog import Catalog, ModelEntry, installed_model_path, load_catalog
 from app.engine.endpoint import BackendEndpoint
 from app.engine.gpu_probe import GpuInfo, GpuInventory
+from app.engine.planning import hardware_budget, pick_gpu
 from app.engine.sandbox import detect_sandbox
 from app.engine.server.launcher import launched_engine
-from app.engine.sizing import EngineLaunch, GpuBudget, HardwareBudget, plan_launch
+from app.engine.sizing import EngineLaunch, plan_launch
 from app.engine.supervisor import EngineStartError as SupervisorStartError
 from app.engine.supervisor import EngineSupervisor, RestartPolicy
 
@@ -136,7 +135,7 @@ class BenchmarkRunner:
         path = installed_model_path(entry, self._paths.models_dir)
         progress("looking at the hardware")
         inventory = await self._probe()
-        gpu = _pick_gpu(inventory, gpu_indices)
+        gpu = pick_gpu(inventory, gpu_indices)
         progress("identifying the model file")
         key = benchmark_key(inventory, gpu, await model_sha256(path, entry.sha256))
         cached = self._cache.load(key) if use_cache else None
@@ -144,7 +143,7 @@ class BenchmarkRunner:
         if cached is not None and cached.max_tokens == plan.max_tokens:
             return BenchmarkOutcome(cached, from_cache=True)
         launch = plan_launch(
-            entry, path, _hardware(inventory, gpu), gpu_index=gpu.index if gpu else None,
+            entry, path, hardware_budget(inventory, gpu), gpu_index=gpu.index if gpu else None,
             context_override=context_override,
         )  # fmt: skip
         device = gpu.name if gpu else f"CPU ({inventory.cpu.model})"
@@ -172,28 +171,6 @@ def benchmark_key(inventory: GpuInventory, gpu: GpuInfo | None, model_sha: str) 
         driver=(inventory.driver_version or "unknown") if gpu else "none",
         model_sha256=model_sha,
         engine_version=engine_version(),
-    )
-
-
-def _pick_gpu(inventory: GpuInventory, indices: tuple[int, ...]) -> GpuInfo | None:
-    # A GPU whose memory size is unknown cannot be planned for; the CPU engine runs instead.
-    for gpu in inventory.gpus:
-        if (not indices or gpu.index in indices) and gpu.vram_total_bytes:
-            return gpu
-    return None
-
-
-def _hardware(inventory: GpuInventory, gpu: GpuInfo | None) -> HardwareBudget:
-    gpus: tuple[GpuBudget, ...] = ()
-    if gpu is not None and gpu.vram_total_bytes:
-        gpus = (GpuBudget(gpu.index, gpu.name, gpu.vram_total_bytes),)
-    cpu = inventory.cpu
-    cores = cpu.physical_cores or psutil.cpu_count(logical=False) or cpu.logical_cores
-    return HardwareBudget(
-        gpus=gpus,
-        ram_total_bytes=cpu.ram_total_bytes,
-        cpu_cores=cores,
-        cpu_threads=cpu.logical_cores,
     )
 
 
