@@ -17,6 +17,7 @@ from app.core.logs import redact
 
 _log = logging.getLogger(__name__)
 _fault_file: IO[str] | None = None
+_open_dialogs: list[QMessageBox] = []
 
 
 def install_crash_handlers(crash_log: Path) -> str | None:
@@ -61,4 +62,7 @@ def _excepthook(
         "Something went wrong. Your wallet and earnings are safe; the details are in the log file.",
     )
     box.setDetailedText(text)
+    # Without a parent nothing else holds the dialog: keep it alive until it is closed.
+    _open_dialogs.append(box)
+    box.finished.connect(lambda _result: _open_dialogs.remove(box))
     box.open()
