@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -10,9 +11,13 @@ import pytest
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
+from app.core.money import parse_ton
 from app.devnet.mock_backend import MockBackend, MockBackendConfig
+from app.network.answer import TokensUsed
+from app.network.jobs import DayTotals, JobRecord
 from app.ui.pages.dashboard import DashboardPage
 from app.ui.viewmodels.bundle import ViewModels
+from app.ui.widgets.jobs_table import ENERGY_COLUMN, RESULT_COLUMN, energy_text
 from tests.polling import eventually
 from tests.service_builder import build_test_services
 
@@ -55,12 +60,76 @@ async def test_start_serve_and_stop_from_the_dashboard(
             assert response.status == 200
         await _until(lambda: page.jobs_table.rowCount() == 1)
         assert page.jobs_card.value.text() == "1"
-        result = page.jobs_table.item(0, 5)
+        result = page.jobs_table.item(0, RESULT_COLUMN)
         assert result is not None
         assert result.text() == "OK"
+        (stored,) = await services.jobs.recent()
+        energy = page.jobs_table.item(0, ENERGY_COLUMN)
+        assert energy is not None
+        assert energy.text() == energy_text(stored.energy_wh)
+        assert page.earnings_card.detail.text().startswith("UTC day, from job records · ")
         page.toggle_earning()
         await _until(lambda: page.phase_label.text() == "Not earning")
         assert page.start_button.text() == "Start earning"
+    finally:
+        await models.aclose()
+        await services.aclose()
+
+
+def _job(energy_wh: float | None, *, earned: int = 0) -> JobRecord:
+    return JobRecord(
+        request_hash="ab" * 32,
+        proxy="proxy-a",
+        model=MODEL,
+        status="ok",
+        http_status=200,
+        error_code=0,
+        error_message="",
+        coefficient=1000,
+        prompt_tokens=10,
+        cached_tokens=0,
+        completion_tokens=20,
+        reasoning_tokens=0,
+        tokens=TokensUsed(10, 0, 20, 0, 30),
+        earned_nanotons=earned,
+        answer_bytes=100,
+        started_at=1_700_000_000.0,
+        finished_at=1_700_000_002.0,
+        energy_wh=energy_wh,
+    )
+
+
+async def test_energy_per_job_and_net_profit_today(qtbot: QtBot, tmp_path: Path) -> None:
+    services = build_test_services(tmp_path, backend_url="http://127.0.0.1:9", model=MODEL)
+    models = ViewModels.build(services)
+    page = DashboardPage(models.status, models.telemetry, models.earning)
+    qtbot.addWidget(page)
+    try:
+        earned = parse_ton("0.5")
+        day = DayTotals("2026-11-25", 2, 2, 0, 60, earned, energy_wh=12.5)
+        models.earning.jobs_changed.emit([_job(12.345, earned=earned), _job(None)], day)
+        cells = [page.jobs_table.item(row, ENERGY_COLUMN) for row in (0, 1)]
+        assert [cell.text() if cell else None for cell in cells] == ["12.35", "—"]
+        assert page.earnings_card.value.text() == "0.5 TON"
+        detail = page.earnings_card.detail.text()
+        assert detail == "UTC day, from job records · 12.50 Wh"  # no price: no profit line
+
+        services.energy.set_price(parse_ton("4"))  # 4 TON per kWh: 12.5 Wh cost 0.05 TON
+        await _until(lambda: "net profit" in page.earnings_card.detail.text())
+        assert page.earnings_card.detail.text() == (
+            "UTC day, from job records · 12.50 Wh · net profit 0.45 TON after 0.05 TON of "
+            "electricity"
+        )
+
+        services.energy.set_price(parse_ton("80"))  # electricity now costs more than it earned
+        await _until(lambda: "-0.5 TON" in page.earnings_card.detail.text())
+        assert "net profit -0.5 TON after 1 TON of electricity" in page.earnings_card.detail.text()
+
+        unmeasured = dataclasses.replace(day, energy_wh=None)
+        models.earning.jobs_changed.emit([_job(None)], unmeasured)
+        assert page.earnings_card.detail.text() == (
+            "UTC day, from job records · energy not measured"
+        )
     finally:
         await models.aclose()
         await services.aclose()

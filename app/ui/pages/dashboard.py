@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushBut
 from app.bootstrap import AppStatus
 from app.core.money import format_ton
 from app.devnet.local_network import LocalNetworkStatus
+from app.engine.energy import MJ_PER_WH, economics
 from app.engine.telemetry import TelemetrySnapshot
 from app.network.earning import EarningStatus
 from app.network.jobs import DayTotals, JobRecord
@@ -15,7 +16,7 @@ from app.ui.pages.page import Card, Page
 from app.ui.qt_async import async_slot
 from app.ui.viewmodels.app_status import AppStatusViewModel
 from app.ui.viewmodels.earning import EarningViewModel
-from app.ui.viewmodels.telemetry import TelemetryViewModel
+from app.ui.viewmodels.telemetry import EnergyView, TelemetryViewModel
 from app.ui.widgets.gpu_panel import GpuPanel
 from app.ui.widgets.gpu_readout import summary
 from app.ui.widgets.jobs_table import JobsTable
@@ -60,6 +61,9 @@ class DashboardPage(Page):
         super().__init__("Dashboard", "Your PC serves AI requests and earns TON while it is on.")
         self._status = status
         self._earning = earning
+        self._telemetry = telemetry
+        self._today: DayTotals | None = None
+        self._price_shown = 0
         self._network_detail = ""
         self.network_label = QLabel()
         self.network_label.setObjectName("Muted")
@@ -81,6 +85,7 @@ class DashboardPage(Page):
             self.gpu_panel = GpuPanel(telemetry)
             self.body.addWidget(self.gpu_panel)
             telemetry.snapshot_changed.connect(self._show_gpu)
+            telemetry.energy_changed.connect(self._show_energy)
             self._show_gpu(telemetry.snapshot)
         jobs_title = QLabel("Recent jobs")
         jobs_title.setObjectName("CardTitle")
@@ -186,12 +191,44 @@ class DashboardPage(Page):
             self.jobs_card.show_value(
                 str(today.succeeded), f"{today.failed} failed · {today.adjusted_tokens} tokens"
             )
-            self.earnings_card.show_value(
-                f"{format_ton(today.earned_nanotons, trim=True)} TON", "UTC day, from job records"
-            )
+            self._today = today
+            self._show_earned()
+
+    def _show_energy(self, view: EnergyView) -> None:
+        # Totals change with every reading and job; the card only depends on the price.
+        if view.totals.price_nanoton_per_kwh != self._price_shown:
+            self._show_earned()
+
+    def _show_earned(self) -> None:
+        today = self._today
+        if today is None:
+            return
+        energy = self._telemetry.energy if self._telemetry is not None else None
+        self._price_shown = energy.totals.price_nanoton_per_kwh if energy is not None else 0
+        self.earnings_card.show_value(
+            f"{format_ton(today.earned_nanotons, trim=True)} TON",
+            earned_detail(today, self._price_shown),
+        )
 
     def _show_gpu(self, snapshot: TelemetrySnapshot) -> None:
         self.gpu_card.show_value(*summary(snapshot))
+
+
+def earned_detail(today: DayTotals, price_nanoton_per_kwh: int) -> str:
+    """The "Earned today" card's detail: the jobs' energy and, with a price, their net profit."""
+    parts = ["UTC day, from job records"]
+    if today.energy_wh is None:
+        parts.append("energy not measured")
+        return " · ".join(parts)
+    parts.append(f"{today.energy_wh:.2f} Wh")
+    if price_nanoton_per_kwh > 0:
+        energy_mj = round(today.energy_wh * MJ_PER_WH)
+        money = economics(energy_mj, today.earned_nanotons, price_nanoton_per_kwh)
+        parts.append(
+            f"net profit {format_ton(money.net_nanoton, trim=True, unit=True)} after "
+            f"{format_ton(money.cost_nanoton, trim=True, unit=True)} of electricity"
+        )
+    return " · ".join(parts)
 
 
 def _engine_card(status: EarningStatus) -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""``JobsTable``: the most recent served requests — time, model, tokens, earnings, outcome."""
+"""``JobsTable``: the recent served requests — time, model, tokens, earnings, energy, outcome."""
 
 from __future__ import annotations
 
@@ -10,7 +10,18 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 from app.core.money import format_ton
 from app.network.jobs import STATUS_OK, JobRecord
 
-_COLUMNS = ("Finished", "Model", "Tokens", "Earned (TON)", "Duration", "Result")
+_COLUMNS = ("Finished", "Model", "Tokens", "Earned (TON)", "Energy (Wh)", "Duration", "Result")
+ENERGY_COLUMN = _COLUMNS.index("Energy (Wh)")
+RESULT_COLUMN = _COLUMNS.index("Result")
+_RIGHT_ALIGNED = frozenset(
+    _COLUMNS.index(name) for name in ("Tokens", "Earned (TON)", "Energy (Wh)", "Duration")
+)
+UNKNOWN = "—"
+
+
+def energy_text(energy_wh: float | None) -> str:
+    """A job's energy in Wh with two decimals; a dash when nothing measured it."""
+    return UNKNOWN if energy_wh is None else f"{energy_wh:.2f}"
 
 
 class JobsTable(QTableWidget):
@@ -39,15 +50,18 @@ class JobsTable(QTableWidget):
                 job.model,
                 str(job.tokens.total_tokens_used),
                 format_ton(job.earned_nanotons, trim=True),
+                energy_text(job.energy_wh),
                 f"{max(0.0, job.finished_at - job.started_at):.1f} s",
                 result,
             )
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                if column in (2, 3, 4):
+                if column in _RIGHT_ALIGNED:
                     item.setTextAlignment(
                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
                     )
-                if column == 5 and not ok:
+                if column == RESULT_COLUMN and not ok:
                     item.setToolTip(job.error_message)
+                if column == ENERGY_COLUMN and job.energy_wh is None:
+                    item.setToolTip("No GPU energy reading covered this job.")
                 self.setItem(row, column, item)
