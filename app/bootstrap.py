@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -30,6 +31,7 @@ from app.engine.telemetry import GpuTelemetry
 from app.network.billing import BillingParams
 from app.network.earning import EarningController, EarningStatus, EarningTarget
 from app.network.jobs import JobStore
+from app.network.root_watcher import file_source
 from app.wallet.chain import ChainBackend
 from app.wallet.chain_factory import open_chain
 from app.wallet.keyring_cache import KeyringCache
@@ -260,10 +262,12 @@ def _target(
             router_socks5=settings.worker.router_socks5,
         )
     if network == "custom":
-        if not settings.worker.proxies:
+        root_file = settings.worker.root_config_file.strip()
+        if not settings.worker.proxies and not root_file:
             raise UserFacingError(
                 "No proxy to connect to on the custom network.",
-                hint="Add proxies in Settings → Worker, or pass --proxy HOST:PORT.",
+                hint="Add proxies in Settings → Worker, pass --proxy HOST:PORT, or give a test "
+                "network's root config with --root-config FILE.",
             )
         if not owner:
             raise UserFacingError(
@@ -277,6 +281,7 @@ def _target(
             owner_address=owner,
             billing=BillingParams(),
             router_socks5=settings.worker.router_socks5,
+            root_source=file_source(Path(root_file).expanduser()) if root_file else None,
         )
     raise UserFacingError(
         f"Earning on {network} is not possible from this computer yet.",

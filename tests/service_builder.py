@@ -29,6 +29,8 @@ def build_test_services(
     backend_url: str = "",
     model: str = "",
     demand_per_minute: int = 0,
+    root_config_file: str = "",
+    owner_address: str = "",
 ) -> Services:
     """Services over ``tmp_path`` (one fake GPU); ``backend_url`` replaces the built-in engine."""
     paths = AppPaths(tmp_path).ensure()
@@ -37,6 +39,9 @@ def build_test_services(
         return dataclasses.replace(
             settings,
             engine=dataclasses.replace(settings.engine, backend_url=backend_url, model=model),
+            worker=dataclasses.replace(
+                settings.worker, root_config_file=root_config_file, owner_address=owner_address
+            ),
             devnet=dataclasses.replace(
                 settings.devnet, demand_requests_per_minute=demand_per_minute
             ),

@@ -68,6 +68,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--proxy-connections", type=int, metavar="N", help="how many proxies to stay connected to"
     )
     worker.add_argument(
+        "--root-config",
+        metavar="FILE",
+        help="a reference test network's fake-TON root config (JSON): proxies and prices",
+    )
+    worker.add_argument(
         "--router",
         metavar="HOST:PORT",
         help="a local COCOON router's SOCKS5 address to dial through",
@@ -128,6 +133,8 @@ def settings_override(args: argparse.Namespace) -> Any:
             changes["proxy_connections"] = args.proxy_connections
         if args.router is not None:
             changes["router_socks5"] = args.router
+        if args.root_config is not None:
+            changes["root_config_file"] = args.root_config
         engine_changes = {
             key: value
             for key, value in (("backend_url", args.backend_url), ("model", args.model))

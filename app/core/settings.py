@@ -131,6 +131,11 @@ class WorkerSettings:
     root_contract_address: str = _opt(
         "", "COCOON root contract (empty = network default).", label="Root contract"
     )
+    root_config_file: str = _opt(
+        "",
+        "A reference test network's fake-TON root config (JSON file), for --network custom.",
+        label="Root config file (fake-TON JSON)",
+    )
     router_socks5: str = _opt(
         "", "Local COCOON router SOCKS5 address (host:port), if any.", label="Router SOCKS5 address"
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,6 +31,13 @@ from app.engine.supervisor import ENGINE_PROGRAM, EngineStatus, EngineSupervisor
 from app.network.billing import BillingParams
 from app.network.jobs import JobStore
 from app.network.request_server import JobObserver, RequestServer, ServingStatus
+from app.network.root_config import RootConfig
+from app.network.root_watcher import (
+    ConfigChange,
+    ConfigSource,
+    RootConfigWatcher,
+    apply_to_worker,
+)
 from app.network.worker import CocoonWorker, WorkerStatus
 from app.network.worker_config import WorkerConfig
 
@@ -50,6 +58,8 @@ class EarningTarget:
     owner_address: str
     billing: BillingParams
     router_socks5: str = ""
+    # Where the root contract config comes from (proxies, prices); re-read while earning.
+    root_source: ConfigSource | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +102,7 @@ class _Lane:
     server: RequestServer | None = None
     engine: EngineSupervisor | None = None
     worker: CocoonWorker | None = None
+    watcher: RootConfigWatcher | None = None
     unsubscribers: tuple[Unsubscribe, ...] = ()
 
 
@@ -201,6 +212,16 @@ class EarningController:
         settings = self._settings()
         target = self._target()
         self._publish(phase="starting", message="Checking this computer…")
+        root = None
+        if target.root_source is not None:
+            self._publish(message="Reading the network's configuration…")
+            root = await target.root_source()
+            proxies = tuple(str(p) for p in root.proxy_addresses)
+            if not proxies:
+                raise UserFacingError("The network's configuration lists no proxy to connect to.")
+            target = dataclasses.replace(
+                target, proxies=proxies, billing=BillingParams.from_root_config(root)
+            )
         if settings.engine.backend_url:
             endpoint = BackendEndpoint.from_url(
                 settings.engine.backend_url, capacity=settings.worker.max_active_requests or 8
@@ -246,6 +267,11 @@ class EarningController:
             lane.worker.set_enabled(self._guard.state.value.accepting, source="thermal")
         lane.unsubscribers = (*lane.unsubscribers, *subscriptions)
         await lane.worker.start()
+        if target.root_source is not None:
+            lane.watcher = RootConfigWatcher(
+                target.root_source, on_change=self._root_changed(lane), initial=root
+            )
+            await lane.watcher.start()
         self._publish(phase="earning", message="Connecting to the network…")
 
     async def _start_engine(self, lane: _Lane, settings: Settings) -> tuple[BackendEndpoint, str]:
@@ -288,10 +314,23 @@ class EarningController:
             lane.worker.set_enabled(state.accepting, source="thermal")
         self._publish()
 
+    def _root_changed(self, lane: _Lane) -> ConfigChange:
+        """New proxies or params: re-point the worker, and bill at the new prices."""
+        if lane.worker is None:  # pragma: no cover - the worker is created before the watcher
+            raise RuntimeError("the worker must exist before the root config watcher")
+        apply = apply_to_worker(lane.worker)
+
+        def changed(old: RootConfig | None, new: RootConfig) -> None:
+            apply(old, new)
+            if lane.server is not None:
+                lane.server.billing = BillingParams.from_root_config(new)
+
+        return changed
+
     async def _tear_down(self, lane: _Lane) -> None:
         for unsubscribe in lane.unsubscribers:
             unsubscribe()
-        for part in (lane.worker, lane.server, lane.engine):
+        for part in (lane.watcher, lane.worker, lane.server, lane.engine):
             if part is None:
                 continue
             with contextlib.suppress(Exception):

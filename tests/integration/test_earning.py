@@ -6,14 +6,17 @@ real llama.cpp engine path is covered by ``test_engine_earning.py``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from app.bootstrap import DEVNET_UNCLAIMED_OWNER
 from app.core.errors import UserFacingError
 from app.core.settings import NetworkName
+from app.devnet.local_network import LocalNetwork
 from app.devnet.mock_backend import MockBackend, MockBackendConfig
 from tests.polling import eventually
 from tests.service_builder import build_test_services
@@ -104,3 +107,57 @@ async def test_stop_and_start_again(tmp_path: Path, backend: MockBackend) -> Non
         assert services.earning.earning
     finally:
         await services.aclose()
+
+
+FAKE_TON = (
+    Path(__file__).parents[2].parent / "shared/fixtures/cocoon-traces/configs/fake-ton-config.json"
+)
+
+
+@pytest.mark.skipif(not FAKE_TON.exists(), reason="the shared COCOON trace fixtures are absent")
+@pytest.mark.allow_log_warnings  # the custom network's wallet is offline here (no liteservers)
+async def test_custom_network_from_a_fake_ton_root_config(
+    tmp_path: Path, backend: MockBackend
+) -> None:
+    local = LocalNetwork(demand_per_minute=0)
+    await local.start()
+    config = json.loads(FAKE_TON.read_text())
+    config["registered_proxies"][0]["address"] = f"{local.proxy_address} 127.0.0.1:9"
+    config["worker_fee_per_token"] = 7
+    root_file = tmp_path / "fake-ton.json"
+    root_file.write_text(json.dumps(config))
+    services = build_test_services(
+        tmp_path / "data", "custom", backend_url=backend.url, model=MODEL,
+        root_config_file=str(root_file), owner_address=DEVNET_UNCLAIMED_OWNER,
+    )  # fmt: skip
+    await services.start()
+    try:
+        await services.earning.start_earning()
+        await eventually(lambda: local.proxy.models() == [MODEL])
+        serving = services.earning.status.value
+        assert serving.phase == "earning"
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{local.client_api.url}/v1/chat/completions", json=body) as response,
+        ):
+            assert response.status == 200
+        await eventually(lambda: services.earning.status.value.serving.served == 1)  # type: ignore[union-attr]
+        status = services.earning.status.value.serving
+        assert status is not None
+        # Earnings at the root config's worker fee (7 nanotons per adjusted token), not the default.
+        assert status.earned_nanotons == 7 * status.tokens.total_tokens_used
+    finally:
+        await services.aclose()
+        await local.aclose()
+
+
+@pytest.mark.allow_log_warnings
+async def test_unreadable_root_config_is_a_clear_failure(tmp_path: Path) -> None:
+    services = build_test_services(
+        tmp_path, "custom", backend_url="http://127.0.0.1:9", model=MODEL,
+        root_config_file=str(tmp_path / "missing.json"), owner_address=DEVNET_UNCLAIMED_OWNER,
+    )  # fmt: skip
+    with pytest.raises(UserFacingError, match=r"missing\.json"):
+        await services.earning.start_earning()
+    assert services.earning.status.value.phase == "failed"
