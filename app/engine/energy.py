@@ -6,10 +6,10 @@ counter) and job start/finish calls stamped by an injected clock; all money is i
 
 from __future__ import annotations
 
-import itertools
+import bisect
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -220,26 +220,19 @@ class EnergyMeter:
 
     def _attribute(self, start: float, end: float, energy: Fraction) -> None:
         """Split ``energy`` of [start, end] over the jobs active in each part of that slice."""
-        cuts = {start, end}
+        edges, counts = _occupancy(self._jobs.values(), start, end)
+        rate = energy / Fraction(end - start)
+        # from_edge[i]: what one job running from edges[i] to the end of the slice receives.
+        # Summed from the end once, so the split costs O(jobs log jobs), not jobs × stretches.
+        from_edge = [Fraction(0)] * len(edges)
+        for i in range(len(counts) - 1, -1, -1):
+            share = rate * Fraction(edges[i + 1] - edges[i]) / counts[i] if counts[i] else 0
+            from_edge[i] = from_edge[i + 1] + share  # idle stretches: measured, not attributed
         for job in self._jobs.values():
-            for moment in (job.started, job.ended):
-                if moment is not None and start < moment < end:
-                    cuts.add(moment)
-        edges = sorted(cuts)
-        duration = Fraction(end - start)
-        for a, b in itertools.pairwise(edges):
-            active = [
-                j
-                for j in self._jobs.values()
-                if j.started <= a and (j.ended is None or j.ended >= b)
-            ]
-            if not active:
-                continue  # idle: measured, not attributed
-            share = energy * Fraction(b - a) / duration / len(active)
-            for job in active:
-                if job.ended is None:  # a finished job was already settled with its estimate
-                    job.energy_mj += share
-                    job.measured = True
+            # A finished job was already settled with its estimate.
+            if job.ended is None and job.started < end:
+                job.energy_mj += from_edge[bisect.bisect_left(edges, max(job.started, start))]
+                job.measured = True
 
     def _tail_share(self, start: float, end: float) -> Fraction:
         """Seconds of [start, end] that belong to the job finishing now (still active here).
@@ -247,20 +240,11 @@ class EnergyMeter:
         Jobs that finished earlier in the stretch shared it until they ended, so their estimates
         and this one add up to the stretch once, not once per job.
         """
-        cuts = {start, end}
-        for job in self._jobs.values():
-            for moment in (job.started, job.ended):
-                if moment is not None and start < moment < end:
-                    cuts.add(moment)
-        seconds = Fraction(0)
-        for a, b in itertools.pairwise(sorted(cuts)):
-            active = sum(
-                1
-                for j in self._jobs.values()
-                if j.started <= a and (j.ended is None or j.ended >= b)
-            )
-            seconds += Fraction(b - a) / max(1, active)
-        return seconds
+        edges, counts = _occupancy(self._jobs.values(), start, end)
+        seconds = sum(
+            (b - a) / max(1, n) for a, b, n in zip(edges[:-1], edges[1:], counts, strict=True)
+        )
+        return Fraction(seconds)
 
     def _prune(self) -> None:
         if not self._readings:
@@ -286,6 +270,34 @@ class EnergyMeter:
 
     def _publish(self) -> None:
         self.totals.set(self._totals())
+
+
+def _occupancy(jobs: Iterable[_Job], start: float, end: float) -> tuple[list[float], list[int]]:
+    """Where the number of running jobs changes inside [start, end], and that number between.
+
+    Returns ``edges`` (start, the changes, end) and ``counts`` (one per stretch between two
+    edges). A job runs on a stretch when it started at or before its beginning and had not
+    ended before its end.
+    """
+    running = 0
+    changes: dict[float, int] = {}
+    for job in jobs:
+        if job.started >= end or (job.ended is not None and job.ended <= start):
+            continue
+        if job.started <= start:
+            running += 1
+        else:
+            changes[job.started] = changes.get(job.started, 0) + 1
+        if job.ended is not None and job.ended < end:
+            changes[job.ended] = changes.get(job.ended, 0) - 1
+    edges, counts = [start], []
+    for moment in sorted(changes):
+        counts.append(running)
+        edges.append(moment)
+        running += changes[moment]
+    counts.append(running)
+    edges.append(end)
+    return edges, counts
 
 
 def _slice_energy(
