@@ -22,6 +22,8 @@ MJ_PER_WH = 3_600_000
 MJ_PER_KWH = 1000 * MJ_PER_WH
 # Finished jobs are kept (for the slices that straddle their end) at most this long.
 _FINISHED_RETENTION_S = 120.0
+# Pruning walks every job: on each reading, but only on every so many finishes.
+_PRUNE_EVERY_FINISHED = 32
 
 
 class EnergyError(UserFacingError):
@@ -121,6 +123,7 @@ class EnergyMeter:
         self._measured = Fraction(0)
         self._jobs_mj = Fraction(0)
         self._finished = 0
+        self._active = 0  # kept, not counted: totals are published on every start and finish
         self._earned = 0
         self.totals: Observable[EnergyTotals] = Observable(self._totals())
 
@@ -132,6 +135,7 @@ class EnergyMeter:
         if job is not None and job.ended is None:
             raise EnergyError(f"Job {job_id!r} is already being metered.")
         self._jobs[job_id] = _Job(started=self._clock())
+        self._active += 1
         self._publish()
 
     def job_finished(self, job_id: str) -> float:
@@ -139,11 +143,19 @@ class EnergyMeter:
         energy_wh = self.finish_job(job_id)
         return 0.0 if energy_wh is None else energy_wh
 
-    def finish_job(self, job_id: str) -> float | None:
-        """End the job's metering; its energy in Wh, or None when no reading could measure it."""
+    def finish_job(self, job_id: str, *, earned_nanotons: int = 0) -> float | None:
+        """End the job's metering; its energy in Wh, or None when no reading could measure it.
+
+        ``earned_nanotons`` (what the job earned) is added as :meth:`record_earnings` would,
+        in the same update of the totals; it is added even when ``job_id`` is unknown.
+        """
+        earned = _checked_earnings(earned_nanotons)
         job = self._jobs.get(job_id)
         if job is None or job.ended is not None:
+            if earned:
+                self.record_earnings(earned)
             raise EnergyError(f"Job {job_id!r} is not being metered.")
+        self._earned += earned
         now = max(self._clock(), job.started)
         for reading in self._readings.values():
             if reading.slice_power_mw is None:
@@ -153,14 +165,17 @@ class EnergyMeter:
             if now > start:
                 job.energy_mj += reading.slice_power_mw * self._tail_share(start, now)
         job.ended = now
+        self._active -= 1
         self._jobs_mj += job.energy_mj
         self._finished += 1
+        if self._finished % _PRUNE_EVERY_FINISHED == 0:
+            self._prune()  # readings prune too; this bounds memory when they stop or never come
         self._publish()
         return float(job.energy_mj / MJ_PER_WH) if job.measured else None
 
     @property
     def active_jobs(self) -> int:
-        return sum(1 for j in self._jobs.values() if j.ended is None)
+        return self._active
 
     # -- money --------------------------------------------------------------------------------
     def record_earnings(self, nanotons: int) -> None:
@@ -247,10 +262,17 @@ class EnergyMeter:
         return Fraction(seconds)
 
     def _prune(self) -> None:
-        if not self._readings:
-            return
-        oldest = min(r.at for r in self._readings.values())
-        newest = max(r.at for r in self._readings.values())
+        """Forget finished jobs that no slice or tail can reach any more.
+
+        Runs on every reading and every few finishes: without the latter a machine whose GPU
+        gives no readings (or stopped giving them) would keep every job it ever served.
+        """
+        now = self._clock()
+        if self._readings:
+            oldest = min(r.at for r in self._readings.values())
+            newest = max(now, max(r.at for r in self._readings.values()))
+        else:
+            oldest = newest = math.inf  # no reading yet: the first slice starts after them all
         for job_id, job in list(self._jobs.items()):
             if job.ended is not None and (
                 job.ended <= oldest or job.ended < newest - _FINISHED_RETENTION_S

@@ -20,10 +20,8 @@ class MeteredJobs:
         self.meter.job_started(job_key)
 
     def job_finished(self, job_key: str, earned_nanotons: Nanoton, /) -> float | None:
-        """Energy of the job in Wh (None when no GPU reading measured it)."""
-        try:
-            return self.meter.finish_job(job_key)
-        finally:
-            # Earnings count even when metering the job failed: they are the worker's money.
-            if earned_nanotons:
-                self.meter.record_earnings(earned_nanotons)
+        """Energy of the job in Wh (None when no GPU reading measured it).
+
+        The earnings are added to the meter's totals even if the key was not being metered.
+        """
+        return self.meter.finish_job(job_key, earned_nanotons=earned_nanotons)

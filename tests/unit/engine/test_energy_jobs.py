@@ -1,4 +1,4 @@
-"""``EnergyMeter``'s split of slices and tails, against a brute-force reference on random jobs.
+"""``EnergyMeter``'s jobs: the split against a brute-force reference, bounded memory, earnings.
 
 The meter splits with one sweep over the jobs' start and end moments; the reference below cuts
 every slice at every moment and counts the running jobs in each piece, the obvious way.
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.engine.energy import MJ_PER_WH, EnergyMeter
+from app.engine.energy import MJ_PER_WH, EnergyError, EnergyMeter, EnergyTotals
 
 READINGS = 8  # one a second, at 0..7; jobs start and end between them (never on one)
 
@@ -107,3 +107,61 @@ def test_the_sweep_matches_the_brute_force_split(
             assert got[n] is None
         else:
             assert got[n] == pytest.approx(want, rel=1e-9, abs=1e-12)
+
+
+def test_without_readings_finished_jobs_are_not_kept() -> None:
+    clock = Clock()
+    meter = EnergyMeter(clock=clock)
+    meter.job_started("running")
+    for n in range(100):
+        meter.job_started(str(n))
+        clock.now += 0.5
+        assert meter.finish_job(str(n)) is None
+    assert "running" in meter._jobs
+    assert len(meter._jobs) <= 1 + 32  # pruned every 32 finishes
+
+
+def test_when_readings_stop_finished_jobs_are_kept_for_a_while_only() -> None:
+    clock = Clock()
+    meter = EnergyMeter(clock=clock)
+    meter.add_reading("g", 0, energy_mj=0, power_mw=None)
+    meter.add_reading("g", 1, energy_mj=MJ_PER_WH, power_mw=None)  # then the GPU goes quiet
+    for n in range(300):
+        clock.now = 1 + n
+        meter.job_started(str(n))
+        clock.now += 0.5
+        assert meter.finish_job(str(n)) is not None
+    # Those that ended in the last two minutes (180.5 to 300.5), and those since the last prune.
+    assert 121 <= len(meter._jobs) <= 121 + 32
+
+
+def test_finishing_adds_the_earnings_in_one_update() -> None:
+    meter = EnergyMeter()
+    seen: list[EnergyTotals] = []
+    meter.job_started("a")
+    meter.totals.subscribe(seen.append)
+    assert meter.finish_job("a", earned_nanotons=1500) is None
+    assert len(seen) == 1
+    assert (seen[0].money.earned_nanoton, seen[0].jobs_finished, seen[0].active_jobs) == (
+        1500,
+        1,
+        0,
+    )
+
+
+def test_earnings_of_an_unknown_job_still_count() -> None:
+    meter = EnergyMeter()
+    with pytest.raises(EnergyError, match="not being metered"):
+        meter.finish_job("never-started", earned_nanotons=700)
+    assert meter.totals.value.money.earned_nanoton == 700
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True])
+def test_bad_earnings_are_refused_and_the_job_stays_metered(bad: int) -> None:
+    meter = EnergyMeter()
+    meter.job_started("a")
+    with pytest.raises(EnergyError, match="whole, non-negative number of nanotons"):
+        meter.finish_job("a", earned_nanotons=bad)
+    assert meter.totals.value.active_jobs == 1
+    assert meter.finish_job("a", earned_nanotons=5) is None
+    assert meter.totals.value.money.earned_nanoton == 5
