@@ -195,11 +195,11 @@ class RequestServer:
         sink raises is recorded as a failed job and passed on.
         """
         started = self._clock()
-        job_key = self._observe_start(query)
         meter = AnswerMeter(query.coefficient, self.billing)
         outcome = _Outcome()
         counted = False
         task = asyncio.current_task()
+        job_key = self._observe_start(query)  # from here on, the finally below ends the job
         try:
             status = self.status.value
             if self._closing or status.active >= status.max_active:
