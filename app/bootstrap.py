@@ -30,6 +30,7 @@ from app.engine.sandbox import SandboxReport, detect_sandbox
 from app.engine.telemetry import GpuTelemetry
 from app.network.billing import BillingParams
 from app.network.earning import EarningController, EarningStatus, EarningTarget
+from app.network.job_energy import MeteredJobs
 from app.network.jobs import JobStore
 from app.network.root_watcher import file_source
 from app.wallet.chain import ChainBackend
@@ -216,6 +217,8 @@ def build_services(
         probe_sandbox=sandbox,
         guard=guard,
         engine_program=opts.engine_program,
+        # Energy per job, and the meter's earnings for TON per kWh (recorded only here).
+        observer=MeteredJobs(energy),
     )
     parts: list[tuple[str, Any]] = [
         ("jobs", jobs),

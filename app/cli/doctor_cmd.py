@@ -138,6 +138,7 @@ async def _jobs_section(ctx: CliContext) -> dict[str, Any]:
             "failed": today.failed,
             "adjusted_tokens": today.adjusted_tokens,
             "earned_nanotons": today.earned_nanotons,
+            "energy_wh": today.energy_wh,
         },
         "recent": recent,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from PySide6.QtCore import QObject, Signal
 
@@ -62,7 +63,9 @@ class EarningViewModel(QObject):
         await self._jobs.flush()
         recent = await self._jobs.recent(limit)
         days = await self._jobs.totals_by_day(1)
-        today = days[0] if days else None
+        utc_today = datetime.now(UTC).strftime("%Y-%m-%d")
+        # Just after midnight the newest day on record is yesterday's: that is not "today".
+        today = days[0] if days and days[0].day == utc_today else None
         self.jobs_changed.emit(recent, today)
         return recent, today
 
