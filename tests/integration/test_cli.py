@@ -27,6 +27,14 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _spawn(data_dir: Path, *args: str) -> subprocess.Popen[str]:
+    """``python -m app --data-dir DATA_DIR ARGS…`` with pipes, as a user's terminal would run it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "app", "--data-dir", str(data_dir), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT,
+    )  # fmt: skip
+
+
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
@@ -52,24 +60,7 @@ def test_unknown_network_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_headless_run_stops_cleanly_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "app",
-            "--data-dir",
-            str(tmp_path),
-            "run",
-            "--headless",
-            "--status-interval",
-            "0.2",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-        cwd=ROOT,
-    )
+    proc = _spawn(tmp_path, "run", "--headless", "--status-interval", "0.2")
     assert proc.stdout is not None
     lines = [proc.stdout.readline() for _ in range(3)]
     assert "headless" in lines[0]
@@ -100,14 +91,7 @@ def test_gui_smoke_test(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_gui_without_display_runs_headless(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "--data-dir", str(tmp_path), "gui"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-        cwd=ROOT,
-    )
+    proc = _spawn(tmp_path, "gui")
     assert proc.stdout is not None
     assert "headless" in proc.stdout.readline()
     proc.send_signal(signal.SIGINT)
@@ -188,25 +172,7 @@ def test_headless_exits_1_when_earning_cannot_start(
 
 @pytest.mark.slow
 def test_devnet_command_serves_until_stopped(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "app",
-            "--data-dir",
-            str(tmp_path),
-            "devnet",
-            "--demand",
-            "0",
-            "--status-interval",
-            "0.2",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-        cwd=ROOT,
-    )
+    proc = _spawn(tmp_path, "devnet", "--demand", "0", "--status-interval", "0.2")
     assert proc.stdout is not None
     assert proc.stdout.readline().startswith("workers connect to: 127.0.0.1:")
     assert "/v1/chat/completions" in proc.stdout.readline()
