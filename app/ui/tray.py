@@ -10,6 +10,15 @@ from app.bootstrap import AppStatus
 from app.ui.theme import app_icon
 from app.ui.viewmodels.app_status import AppStatusViewModel
 
+_PHASES = {
+    "stopped": "not earning",
+    "starting": "starting",
+    "earning": "earning",
+    "paused": "paused (GPU temperature or power cap)",
+    "stopping": "stopping",
+    "failed": "could not start",
+}
+
 
 class TrayIcon(QSystemTrayIcon):
     """Owned by the GUI runner; ``on_quit`` is the only way the app really quits from the tray."""
@@ -40,4 +49,12 @@ class TrayIcon(QSystemTrayIcon):
             self.show_window()
 
     def _show_status(self, status: AppStatus) -> None:
-        self.setToolTip(f"cocoon-provider — {status.phase} ({status.network})")
+        earning = status.earning
+        lines = [
+            f"cocoon-provider — {_PHASES.get(earning.phase, earning.phase)} ({status.network})"
+        ]
+        if earning.serving is not None:
+            lines.append(f"{earning.serving.served} served · {earning.serving.active} running")
+        if status.hottest_gpu_c is not None:
+            lines.append(f"GPU {status.hottest_gpu_c} °C")
+        self.setToolTip("\n".join(lines))
