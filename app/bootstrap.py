@@ -41,7 +41,7 @@ from app.wallet.simulated_chain import SimulatedChain
 from app.wallet.vault import DEFAULT_KDF, KdfParams
 
 _NO_NVML: Any = object()
-# The simulated chain's own accounts use testnet-style addresses.
+# Which chain the wallet uses: custom (test-mode) networks pay in testnet-style TON.
 _WALLET_NETWORK: dict[NetworkName, str] = {
     "devnet": "devnet",
     "testnet": "testnet",
@@ -62,7 +62,6 @@ class AppStatus:
     phase: str = "starting"
     earning: EarningStatus = field(default_factory=EarningStatus)
     hottest_gpu_c: int | None = None
-    demand_sent: int = 0
 
     def summary(self) -> str:
         uptime = int(time.monotonic() - self.started_at)
@@ -123,8 +122,6 @@ class Services:
             self.telemetry.snapshot.subscribe(lambda _: self._set()),
             self.earning.status.subscribe(lambda _: self._set()),
         ]
-        if self.local_network is not None:
-            self._unsubscribers.append(self.local_network.status.subscribe(lambda _: self._set()))
         self._set(phase="running")
 
     async def aclose(self) -> None:
@@ -150,7 +147,6 @@ class Services:
             for reading in self.telemetry.snapshot.value.gpus
             if reading.sample is not None and reading.sample.temperature_c is not None
         ]
-        local = self.local_network.status.value if self.local_network is not None else None
         self.status.set(
             AppStatus(
                 network=self.network,
@@ -158,7 +154,6 @@ class Services:
                 phase=phase or now.phase,
                 earning=self.earning.status.value,
                 hottest_gpu_c=max(temps) if temps else None,
-                demand_sent=local.demand.sent if local is not None else 0,
             )
         )
 

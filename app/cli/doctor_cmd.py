@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import platform
 import sys
@@ -129,17 +130,7 @@ async def _jobs_section(ctx: CliContext) -> dict[str, Any]:
         await store.aclose()
     today = days[0] if days else None
     return {
-        "today": None
-        if today is None
-        else {
-            "day": today.day,
-            "jobs": today.jobs,
-            "succeeded": today.succeeded,
-            "failed": today.failed,
-            "adjusted_tokens": today.adjusted_tokens,
-            "earned_nanotons": today.earned_nanotons,
-            "energy_wh": today.energy_wh,
-        },
+        "today": None if today is None else dataclasses.asdict(today),
         "recent": recent,
     }
 

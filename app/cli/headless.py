@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
 from app.bootstrap import Services
 from app.core.errors import UserFacingError
@@ -43,8 +43,7 @@ async def run_headless(
         await services.start()
         if earn:
             starting = asyncio.create_task(services.earning.start_earning())
-            done = await _first(starting, stop)
-            if done is starting and starting.exception() is not None:
+            if await _finished_first(starting, stop) and starting.exception() is not None:
                 error = starting.exception()
                 reason = error.describe() if isinstance(error, UserFacingError) else str(error)
                 print(f"Error: could not start earning: {reason}", file=stream, flush=True)
@@ -64,14 +63,14 @@ async def run_headless(
         print("stopped", file=stream, flush=True)
 
 
-async def _first(task: asyncio.Task[None], stop: asyncio.Event) -> asyncio.Future[Any] | None:
-    """Wait for ``task`` or a stop request; a stop cancels the task."""
+async def _finished_first(task: asyncio.Task[None], stop: asyncio.Event) -> bool:
+    """Wait for ``task`` or a stop request; True if the task finished, else it is cancelled."""
     waiter = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
     if task not in done:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        return None
+        return False
     waiter.cancel()
     await asyncio.gather(waiter, return_exceptions=True)
-    return task
+    return True

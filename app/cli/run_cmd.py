@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -114,7 +115,7 @@ def parse_coefficient(text: str) -> int:
     return int(scaled)
 
 
-def settings_override(args: argparse.Namespace) -> Any:
+def settings_override(args: argparse.Namespace) -> Callable[[Settings], Settings]:
     """A function applying the command-line worker flags to a :class:`Settings` copy."""
     coefficient = None if args.coefficient is None else parse_coefficient(args.coefficient)
 

@@ -21,8 +21,5 @@ class AppStatusViewModel(QObject):
     def status(self) -> AppStatus:
         return self._services.status.value
 
-    def summary(self) -> str:
-        return self._services.status_line()
-
     def close(self) -> None:
         self._unsubscribe()

@@ -33,8 +33,7 @@ class EarningViewModel(QObject):
         self._earning = earning
         self._jobs = jobs
         self._local = local
-        self._served_seen = -1
-        self._unsubscribers = [earning.status.subscribe(self._on_status)]
+        self._unsubscribers = [earning.status.subscribe(self.status_changed.emit)]
         if local is not None:
             self._unsubscribers.append(local.status.subscribe(self.network_changed.emit))
 
@@ -73,6 +72,3 @@ class EarningViewModel(QObject):
         for unsubscribe in self._unsubscribers:
             unsubscribe()
         self._unsubscribers.clear()
-
-    def _on_status(self, status: EarningStatus) -> None:
-        self.status_changed.emit(status)
