@@ -28,10 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import psutil
-
 from app.core.errors import UserFacingError
-from app.engine.gpu_probe import GpuInventory
+from app.engine.gpu_probe import CpuInfo, GpuInventory, probe_cpu
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -90,30 +88,27 @@ class HardwareBudget:
     @classmethod
     def cpu_only(cls) -> HardwareBudget:
         """This machine's RAM and cores, with no GPU (GPU probing is ``gpu_probe``'s job)."""
-        threads = psutil.cpu_count(logical=True) or 1
-        cores = psutil.cpu_count(logical=False) or threads
-        return cls(
-            gpus=(),
-            ram_total_bytes=psutil.virtual_memory().total,
-            cpu_cores=cores,
-            cpu_threads=threads,
-        )
+        return cls.from_cpu(probe_cpu())
 
     @classmethod
-    def from_inventory(cls, inventory: GpuInventory) -> HardwareBudget:
-        """The budget from ``gpu_probe``'s inventory (GPUs whose memory is unknown are left out)."""
-        cpu = inventory.cpu
-        gpus = tuple(
-            GpuBudget(g.index, g.name, g.vram_total_bytes)
-            for g in inventory.gpus
-            if g.vram_total_bytes
-        )
+    def from_cpu(cls, cpu: CpuInfo, gpus: tuple[GpuBudget, ...] = ()) -> HardwareBudget:
+        """The budget of ``cpu`` (from ``gpu_probe``) with ``gpus``."""
         return cls(
             gpus=gpus,
             ram_total_bytes=cpu.ram_total_bytes,
             cpu_cores=cpu.physical_cores or cpu.logical_cores,
             cpu_threads=cpu.logical_cores,
         )
+
+    @classmethod
+    def from_inventory(cls, inventory: GpuInventory) -> HardwareBudget:
+        """The budget from ``gpu_probe``'s inventory (GPUs whose memory is unknown are left out)."""
+        gpus = tuple(
+            GpuBudget(g.index, g.name, g.vram_total_bytes)
+            for g in inventory.gpus
+            if g.vram_total_bytes
+        )
+        return cls.from_cpu(inventory.cpu, gpus)
 
     @property
     def usable_ram_bytes(self) -> int:
