@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import json
 import logging
 import statistics
@@ -21,6 +20,7 @@ from typing import Any
 
 from app.core.atomic import write_private_atomic
 from app.core.errors import UserFacingError
+from app.engine.download import hash_file
 from app.engine.endpoint import BackendEndpoint
 from app.engine.throughput import (
     STANDARD_PROMPTS,
@@ -247,15 +247,8 @@ async def model_sha256(path: Path, known: str | None = None) -> str:
     """The model's SHA-256: the catalog's value when known, else hashed off the event loop."""
     if known:
         return known.lower()
-
-    def digest() -> str:
-        hasher = hashlib.sha256()
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                hasher.update(chunk)
-        return hasher.hexdigest()
-
-    return await asyncio.wait_for(asyncio.to_thread(digest), HASH_TIMEOUT_S)
+    hasher = await asyncio.wait_for(asyncio.to_thread(hash_file, path), HASH_TIMEOUT_S)
+    return str(hasher.hexdigest())
 
 
 class BenchmarkCache:

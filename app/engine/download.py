@@ -169,7 +169,7 @@ class ModelDownloader:
             part.unlink()
             have = 0
         self._check_free_space(model, have)
-        hasher = await self._thread(_hash_file, part) if have else hashlib.sha256()
+        hasher = await self._thread(hash_file, part) if have else hashlib.sha256()
         server_sha, hasher = await self._transfer(model, url, part, hasher)
         self._publish(state="verifying")
         await self._verify(model, part, hasher, expected_sha=model.sha256 or server_sha)
@@ -323,7 +323,7 @@ class ModelDownloader:
                 hint="Start the download again.",
             )
         if hasher is None:
-            hasher = await self._thread(_hash_file, path)
+            hasher = await self._thread(hash_file, path)
         if expected_sha is None:
             _log.info("no SHA-256 known for %s; checking the GGUF structure only", model.name)
         elif hasher.hexdigest() != expected_sha:
@@ -371,7 +371,8 @@ def _append(fd: int, chunk: bytes, hasher: Any, offset: int) -> None:
     hasher.update(chunk)
 
 
-def _hash_file(path: Path) -> Any:
+def hash_file(path: Path) -> Any:
+    """The SHA-256 hasher fed with the whole file (blocking; call it off the event loop)."""
     hasher = hashlib.sha256()
     with path.open("rb") as handle:
         while block := handle.read(_HASH_BLOCK):
