@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from app.wallet.keyring_cache import KeyringCache
 from app.wallet.service import WalletService
 from app.wallet.simulated_chain import SimulatedChain
 from tests.conftest import MemoryKeyring
+from tests.polling import eventually
 from tests.service_builder import FAST_KDF
 
 T = TypeVar("T")
@@ -81,12 +81,17 @@ async def wallet_vm(
 
 
 async def until(condition: Callable[[], T | None], *, limit_s: float = 10.0) -> T:
-    """Let the event loop run until ``condition()`` is truthy (a bound, not a timing check)."""
-    async with asyncio.timeout(limit_s):
-        # Qt widget state has no event to await: poll it while the loop runs the commands.
-        while not (value := condition()):  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
-    return value
+    """``tests.polling.eventually`` that also returns the truthy value ``condition()`` reached."""
+    found: list[T] = []
+
+    def check() -> bool:
+        value = condition()
+        if value:
+            found.append(value)
+        return bool(value)
+
+    await eventually(check, limit_s=limit_s)
+    return found[-1]
 
 
 def shot(widget: QWidget, name: str) -> None:

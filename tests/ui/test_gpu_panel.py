@@ -6,10 +6,9 @@ person can look at what the user sees; the files are not part of the repository.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -38,6 +37,7 @@ from app.ui.widgets.chart_geometry import axis_range, polyline
 from app.ui.widgets.gpu_card import CHART_UTILISATION, GpuCard
 from app.ui.widgets.gpu_panel import GpuPanel
 from tests.fakes.fake_pynvml import FakeGpu, FakeNvml, real
+from tests.polling import eventually
 
 SHOTS = Path(os.environ.get("COCOON_UI_SHOTS", "/tmp/ui-shots"))
 TODAY = date(2026, 11, 25)
@@ -117,15 +117,6 @@ def _shoot(widget: QWidget, name: str) -> None:
     assert image.save(str(SHOTS / f"{name}.png"))
 
 
-async def _until(condition: Callable[[], bool]) -> None:
-    """Let the guard's power task finish (bounded; this waits for an event, it times nothing)."""
-    for _ in range(2000):
-        if condition():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("condition never became true")
-
-
 def _value(card: GpuCard, key: str) -> str:
     return card.metrics[key].value.text()
 
@@ -177,7 +168,7 @@ async def test_the_running_service_drives_the_panel(qtbot: QtBot, fake: FakeNvml
     panel = _panel(qtbot, vm)
     await telemetry.start()
     try:
-        await _until(lambda: len(vm.history(0)) >= 3)
+        await eventually(lambda: len(vm.history(0)) >= 3)
         assert _value(panel.cards[0], "temperature") == "45 °C"
         assert readout.TONE_COLOURS["neutral"] in (
             panel.cards[0].metrics["temperature"].value.styleSheet()
@@ -303,7 +294,7 @@ async def test_power_control_problems_show_as_a_notice(qtbot: QtBot) -> None:
     try:
         panel = _panel(qtbot, rig.vm)
         await rig.rounds()
-        await _until(lambda: not panel.notice_banner.isHidden())
+        await eventually(lambda: not panel.notice_banner.isHidden())
         assert "administrator" in panel.notice_banner.text()
         assert panel.pause_banner.isHidden()
         _shoot(panel, "power-notice")
