@@ -44,6 +44,10 @@ from app.network.worker_config import WorkerConfig
 _log = logging.getLogger(__name__)
 
 BACKEND_CHECK_TIMEOUT = 5.0
+# A user's own server does not say how many requests it serves at once; this is the default
+# until they set Settings → Worker → Requests at once.
+EXTERNAL_BACKEND_CAPACITY = 8
+YOUR_SERVER = "your server"
 IDLE_MESSAGE = "Press Start earning to serve AI requests and earn TON."
 EarningPhase = Literal["stopped", "starting", "earning", "paused", "stopping", "failed"]
 
@@ -224,7 +228,8 @@ class EarningController:
             )
         if settings.engine.backend_url:
             endpoint = BackendEndpoint.from_url(
-                settings.engine.backend_url, capacity=settings.worker.max_active_requests or 8
+                settings.engine.backend_url,
+                capacity=settings.worker.max_active_requests or EXTERNAL_BACKEND_CAPACITY,
             )
             model = settings.engine.model
             if not model:
@@ -232,7 +237,7 @@ class EarningController:
                     "Set the model name your own server serves.",
                     hint="Settings → Engine → Model, e.g. Qwen/Qwen3-8B.",
                 )
-            self._publish(model=model, device="your server", sandbox="your server")
+            self._publish(model=model, device=YOUR_SERVER, sandbox=YOUR_SERVER)
             await check_backend(endpoint)
         else:
             endpoint, model = await self._start_engine(lane, settings)

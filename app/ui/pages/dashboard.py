@@ -10,7 +10,7 @@ from app.core.money import format_ton
 from app.devnet.local_network import LocalNetworkStatus
 from app.engine.energy import MJ_PER_WH, economics
 from app.engine.telemetry import TelemetrySnapshot
-from app.network.earning import EarningStatus
+from app.network.earning import YOUR_SERVER, EarningStatus
 from app.network.jobs import DayTotals, JobRecord
 from app.ui.pages.page import Card, Page
 from app.ui.qt_async import async_slot
@@ -234,7 +234,7 @@ def earned_detail(today: DayTotals, price_nanoton_per_kwh: int) -> str:
 def _engine_card(status: EarningStatus) -> tuple[str, str]:
     """The Engine card: its state in a word, then load or the reason it is not running."""
     engine, serving = status.engine, status.serving
-    if status.device == "your server":
+    if status.device == YOUR_SERVER:
         state = "Your server"
     elif engine is None:
         state = "Stopped"
