@@ -62,6 +62,17 @@ async def _settle(guard: ThermalGuard) -> None:
         await task
 
 
+async def _sample(telemetry: GpuTelemetry, guard: ThermalGuard) -> None:
+    """One telemetry reading, and whatever power limit change it made the guard start."""
+    await telemetry.sample_once()
+    await _settle(guard)
+
+
+async def _power_guard(telemetry: GpuTelemetry, cap_w: int = 300) -> ThermalGuard:
+    """A started guard allowed to lower the power limit to ``cap_w``."""
+    return await _guard(telemetry, GuardConfig(power_cap_w=cap_w, allow_power_control=True))
+
+
 async def test_temperature_cap_with_hysteresis(fake: FakeNvml, telemetry: GpuTelemetry) -> None:
     guard = await _guard(telemetry)
     assert _accepting(guard)
@@ -182,15 +193,13 @@ async def test_cpu_only_accepts(fake_nvml: FakeNvml) -> None:
 async def test_opted_in_power_control_lowers_and_restores(
     fake: FakeNvml, telemetry: GpuTelemetry
 ) -> None:
-    guard = await _guard(telemetry, GuardConfig(power_cap_w=300, allow_power_control=True))
+    guard = await _power_guard(telemetry)
 
-    await telemetry.sample_once()
-    await _settle(guard)
+    await _sample(telemetry, guard)
 
     assert fake.gpus[0].power_limit_mw == 300_000
     assert _state(guard).power_limits_set == ((0, 300_000),)
-    await telemetry.sample_once()
-    await _settle(guard)
+    await _sample(telemetry, guard)
     assert fake.set_power_limits == [(0, 300_000)], "applied once"
 
     await guard.aclose()
@@ -205,10 +214,9 @@ async def test_opted_in_power_control_lowers_and_restores(
 async def test_the_cap_is_clamped_to_what_the_gpu_allows(
     fake: FakeNvml, telemetry: GpuTelemetry
 ) -> None:
-    guard = await _guard(telemetry, GuardConfig(power_cap_w=100, allow_power_control=True))
+    guard = await _power_guard(telemetry, 100)
 
-    await telemetry.sample_once()
-    await _settle(guard)
+    await _sample(telemetry, guard)
 
     assert fake.gpus[0].power_limit_mw == 150_000
     await guard.aclose()
@@ -219,10 +227,9 @@ async def test_a_limit_already_below_the_cap_is_left_alone(
     fake: FakeNvml, telemetry: GpuTelemetry
 ) -> None:
     fake.gpus[0].power_limit_mw = 250_000
-    guard = await _guard(telemetry, GuardConfig(power_cap_w=300, allow_power_control=True))
+    guard = await _power_guard(telemetry)
 
-    await telemetry.sample_once()
-    await _settle(guard)
+    await _sample(telemetry, guard)
     await guard.aclose()
 
     assert fake.set_power_limits == []
@@ -232,10 +239,9 @@ async def test_a_limit_already_below_the_cap_is_left_alone(
 @pytest.mark.allow_log_warnings
 async def test_missing_rights_become_a_notice(fake: FakeNvml, telemetry: GpuTelemetry) -> None:
     fake.fail("nvmlDeviceSetPowerManagementLimit", real.NVML_ERROR_NO_PERMISSION)
-    guard = await _guard(telemetry, GuardConfig(power_cap_w=300, allow_power_control=True))
+    guard = await _power_guard(telemetry)
 
-    await telemetry.sample_once()
-    await _settle(guard)
+    await _sample(telemetry, guard)
 
     state = _state(guard)
     assert "needs administrator rights" in state.notice
@@ -247,9 +253,8 @@ async def test_missing_rights_become_a_notice(fake: FakeNvml, telemetry: GpuTele
 
 @pytest.mark.allow_log_warnings
 async def test_restore_retries_after_an_nvml_error(fake: FakeNvml, telemetry: GpuTelemetry) -> None:
-    guard = await _guard(telemetry, GuardConfig(power_cap_w=300, allow_power_control=True))
-    await telemetry.sample_once()
-    await _settle(guard)
+    guard = await _power_guard(telemetry)
+    await _sample(telemetry, guard)
     fake.fail("nvmlDeviceSetPowerManagementLimit", real.NVML_ERROR_UNKNOWN, nth=2)
 
     await guard.aclose()
@@ -263,9 +268,8 @@ async def test_restore_retries_after_an_nvml_error(fake: FakeNvml, telemetry: Gp
 async def test_restore_after_nvml_errors_during_the_run(
     fake: FakeNvml, telemetry: GpuTelemetry
 ) -> None:
-    guard = await _guard(telemetry, GuardConfig(power_cap_w=300, allow_power_control=True))
-    await telemetry.sample_once()
-    await _settle(guard)
+    guard = await _power_guard(telemetry)
+    await _sample(telemetry, guard)
     fake.fail("nvmlDeviceGetPowerUsage", real.NVML_ERROR_UNKNOWN, nth=2, times=2)
     await telemetry.sample_once()
     await telemetry.sample_once()
@@ -280,9 +284,8 @@ async def test_restore_after_nvml_errors_during_the_run(
 async def test_a_restore_that_keeps_failing_says_what_to_do(
     fake: FakeNvml, telemetry: GpuTelemetry
 ) -> None:
-    guard = await _guard(telemetry, GuardConfig(power_cap_w=300, allow_power_control=True))
-    await telemetry.sample_once()
-    await _settle(guard)
+    guard = await _power_guard(telemetry)
+    await _sample(telemetry, guard)
     fake.fail("nvmlDeviceSetPowerManagementLimit", real.NVML_ERROR_UNKNOWN, nth=2, times=3)
 
     await guard.aclose()
@@ -296,20 +299,16 @@ async def test_a_restore_that_keeps_failing_says_what_to_do(
 async def test_turning_power_control_off_restores_at_once(
     fake: FakeNvml, telemetry: GpuTelemetry
 ) -> None:
-    config = GuardConfig(power_cap_w=300, allow_power_control=True)
-    guard = await _guard(telemetry, config)
-    await telemetry.sample_once()
-    await _settle(guard)
+    guard = await _power_guard(telemetry)
+    await _sample(telemetry, guard)
 
     await guard.reconfigure(GuardConfig(power_cap_w=300, allow_power_control=False))
 
     assert fake.gpus[0].power_limit_mw == 450_000
-    await telemetry.sample_once()
-    await _settle(guard)
+    await _sample(telemetry, guard)
     assert fake.set_power_limits == [(0, 300_000), (0, 450_000)]
     await guard.reconfigure(GuardConfig(power_cap_w=250, allow_power_control=True))
-    await telemetry.sample_once()
-    await _settle(guard)
+    await _sample(telemetry, guard)
     assert fake.gpus[0].power_limit_mw == 250_000
     await guard.aclose()
     assert fake.gpus[0].power_limit_mw == 450_000
@@ -386,15 +385,13 @@ def test_config_from_settings() -> None:
 async def test_a_restarted_guard_applies_the_cap_again(
     fake: FakeNvml, telemetry: GpuTelemetry
 ) -> None:
-    guard = await _guard(telemetry, GuardConfig(power_cap_w=300, allow_power_control=True))
-    await telemetry.sample_once()
-    await _settle(guard)
+    guard = await _power_guard(telemetry)
+    await _sample(telemetry, guard)
     await guard.aclose()
     assert fake.gpus[0].power_limit_mw == 450_000
 
     await guard.start()
-    await telemetry.sample_once()
-    await _settle(guard)
+    await _sample(telemetry, guard)
 
     assert fake.gpus[0].power_limit_mw == 300_000
     await guard.aclose()
