@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pytoniq_core.boc.address import Address
 from pytoniq_core.boc.builder import Builder
 from pytoniq_core.boc.cell import Cell
+from pytoniq_core.tlb.transaction import MessageAny
 
 from app.core.errors import UserFacingError
 from app.core.money import Nanoton
@@ -214,8 +215,6 @@ def normalized_external_hash(message: Cell) -> bytes:
     The message is rebuilt with ``src = addr_none``, ``import_fee = 0``, no state_init and the body
     as a reference, so that re-encodings of one signed body hash the same.
     """
-    from pytoniq_core.tlb.transaction import MessageAny
-
     try:
         parsed = MessageAny.deserialize(message.begin_parse())
     except Exception as exc:  # pytoniq-core raises assorted types on garbage

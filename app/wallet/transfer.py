@@ -2,7 +2,7 @@
 
 Built here rather than with pytoniq's ``Wallet.transfer()``: the caller decides seqno, expiry,
 bounce, send mode and whether to deploy (state_init), so online and offline signing are the same
-function. Hashes follow TEP-467 (normalized external-message hash) for tracking.
+function. Hashes follow TEP-467 (``chain.normalized_external_hash``) for tracking.
 """
 
 # pytoniq-core ships py.typed but leaves most methods unannotated; calling them is unavoidable here.
@@ -21,6 +21,7 @@ from pytoniq_core.tlb.transaction import ExternalMsgInfo, InternalMsgInfo, Messa
 
 from app.core.errors import UserFacingError
 from app.core.money import MAX_NANOTONS, Nanoton
+from app.wallet.chain import normalized_external_hash
 from app.wallet.contracts import WalletContract, WalletVersion
 from app.wallet.mnemonic import KeyPair
 
@@ -116,7 +117,7 @@ def sign_transfer(
     return SignedTransfer(
         boc=bytes(external.to_boc()),
         message_hash=bytes(external.hash),
-        normalized_hash=normalized_hash(external),
+        normalized_hash=normalized_external_hash(external),
         seqno=seqno,
         valid_until=valid_until,
         with_state_init=not deployed,
@@ -204,30 +205,7 @@ def _v5_body(
     return cell
 
 
-def normalized_hash(external: Cell) -> bytes:
-    """TEP-467 hash of an external-in message: src none, import_fee 0, no init, body by ref.
-
-    It does not change when a relay re-wraps the same signed body, so it is what pending sends
-    are matched against in the wallet's transactions.
-    """
-    message = MessageAny.deserialize(external.begin_parse())
-    if not isinstance(message.info, ExternalMsgInfo):
-        raise ValueError("not an external-in message")
-    normalized = (
-        Builder()
-        .store_uint(0b10, 2)
-        .store_uint(0, 2)
-        .store_address(message.info.dest)
-        .store_coins(0)
-        .store_bit(0)
-        .store_bit(1)
-        .store_ref(message.body)
-        .end_cell()
-    )
-    return bytes(normalized.hash)
-
-
 def boc_hashes(boc: bytes) -> tuple[bytes, bytes]:
     """(cell hash, normalized hash) of an external-message BOC."""
     cell = Cell.one_from_boc(boc)
-    return bytes(cell.hash), normalized_hash(cell)
+    return bytes(cell.hash), normalized_external_hash(cell)

@@ -11,6 +11,7 @@ from pytoniq_core.boc.cell import Cell
 from pytoniq_core.tlb.transaction import MessageAny
 
 from app.core.money import MAX_NANOTONS, Nanoton
+from app.wallet.chain import normalized_external_hash
 from app.wallet.contracts import TonNetwork, WalletContract, WalletVersion
 from app.wallet.mnemonic import KeyPair, derive_keypair, generate_mnemonic
 from app.wallet.transfer import (
@@ -19,7 +20,6 @@ from app.wallet.transfer import (
     TransferError,
     TransferOrder,
     boc_hashes,
-    normalized_hash,
     sign_transfer,
 )
 
@@ -199,7 +199,7 @@ def test_normalized_hash_ignores_how_the_message_was_wrapped(vector_keys: KeyPai
     message.init = None  # the same body re-sent without state_init
     rewrapped = message.serialize()
     assert rewrapped.hash != signed.message_hash
-    assert normalized_hash(rewrapped) == signed.normalized_hash
+    assert normalized_external_hash(rewrapped) == signed.normalized_hash
 
 
 def test_normalized_hash_refuses_internal_messages() -> None:
@@ -223,4 +223,4 @@ def test_normalized_hash_refuses_internal_messages() -> None:
         .begin_parse()
     ).serialize()
     with pytest.raises(ValueError, match="not an external-in"):
-        normalized_hash(internal)
+        normalized_external_hash(internal)
