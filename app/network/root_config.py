@@ -18,6 +18,7 @@ from pytoniq_core.boc.slice import Slice
 
 from app.core.errors import UserFacingError
 from app.core.money import Nanoton
+from app.network.worker_config import ProxyAddress
 
 #: Price multipliers are in ten-thousandths (10000 = 1.0x); older struct versions lack some.
 DEFAULT_MULTIPLIER = 10_000
@@ -29,17 +30,6 @@ _JSON_HINT = "Check the fake-TON configuration file (the reference's rootConfig.
 
 class RootConfigError(UserFacingError):
     """The root contract's data (or a fake-TON configuration) cannot be used."""
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class ProxyAddress:
-    """An IPv4 ``host:port`` a runner dials."""
-
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from app.network.root_config import (
     parse_fake_ton_config,
     parse_root_config_cell,
 )
-from app.network.worker_config import ProxyAddress as WorkerProxyAddress
+from app.network.worker_config import ProxyAddress
 from app.wallet.addresses import AddressError, parse_address
 from app.wallet.chain import AccountState
 from app.wallet.contracts import TonNetwork
@@ -65,7 +65,7 @@ class AccountReader(Protocol):
 class ProxyTargets(Protocol):
     """The part of :class:`app.network.worker.CocoonWorker` a new root configuration drives."""
 
-    def set_proxies(self, proxies: Sequence[WorkerProxyAddress]) -> None: ...
+    def set_proxies(self, proxies: Sequence[ProxyAddress]) -> None: ...
 
     def reconnect_all(self, reason: str = ...) -> None: ...
 
@@ -289,7 +289,7 @@ def apply_to_worker(worker: ProxyTargets) -> ConfigChange:
     """
 
     def on_change(old: RootConfig | None, new: RootConfig) -> None:
-        proxies = [WorkerProxyAddress(p.host, p.port) for p in new.proxy_addresses]
+        proxies = list(new.proxy_addresses)
         if not proxies:
             _log.warning("the root configuration lists no usable proxy; keeping the current ones")
         elif old is None or old.proxy_addresses != new.proxy_addresses:

@@ -22,9 +22,10 @@ class WorkerConfigError(UserFacingError):
     """A worker setting that cannot be used."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class ProxyAddress:
-    """A proxy's worker port: ``host`` is an IPv4 literal (SOCKS5) or, in test mode, any host."""
+    """A proxy's ``host:port``: ``host`` is an IPv4 literal (SOCKS5, and always for the proxies the
+    root contract lists) or, in test mode, any host."""
 
     host: str
     port: int

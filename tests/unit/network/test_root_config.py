@@ -13,13 +13,13 @@ from pytoniq_core.boc.cell import Cell
 
 from app.core.errors import UserFacingError
 from app.network.root_config import (
-    ProxyAddress,
     RegisteredProxy,
     RootConfigError,
     parse_fake_ton_config,
     parse_proxy_address,
     parse_root_config_cell,
 )
+from app.network.worker_config import ProxyAddress
 from tests.unit.network.traces import require_traces
 
 # pytoniq_core's builders are untyped; going through Any keeps mypy --strict quiet about it.

@@ -14,7 +14,6 @@ import pytest
 
 from app.core.money import Nanoton
 from app.network.root_config import (
-    ProxyAddress,
     RootConfig,
     RootConfigError,
     parse_root_config_cell,
@@ -28,7 +27,7 @@ from app.network.root_watcher import (
     file_source,
 )
 from app.network.worker import CocoonWorker
-from app.network.worker_config import ProxyAddress as WorkerProxyAddress
+from app.network.worker_config import ProxyAddress
 from app.wallet.chain import AccountState, ChainOffline
 from app.wallet.simulated_chain import SimulatedChain
 from tests.unit.network.root_cells import OWNER, root_config_boc
@@ -495,7 +494,7 @@ class Targets:
     def __init__(self) -> None:
         self.calls: list[tuple[str, object]] = []
 
-    def set_proxies(self, proxies: Sequence[WorkerProxyAddress]) -> None:
+    def set_proxies(self, proxies: Sequence[ProxyAddress]) -> None:
         self.calls.append(("set_proxies", tuple(str(p) for p in proxies)))
 
     def reconnect_all(self, reason: str = "") -> None:
@@ -536,7 +535,7 @@ async def test_apply_to_worker_drives_a_real_worker_through_the_watcher() -> Non
     watcher = RootConfigWatcher(chain_source(chain, ROOT), on_change=apply_to_worker(worker))
     await watcher.refresh()
     assert worker.config.proxies == (
-        WorkerProxyAddress("10.0.0.1", 11001),
-        WorkerProxyAddress("10.0.0.2", 11001),
+        ProxyAddress("10.0.0.1", 11001),
+        ProxyAddress("10.0.0.2", 11001),
     )
     assert watcher.state.value.last_error == ""
