@@ -16,6 +16,7 @@ from app.core.paths import AppPaths
 from app.core.settings import Settings, WalletSettings
 from app.ui.theme import style_sheet
 from app.ui.viewmodels.wallet import WalletViewModel
+from app.wallet.chain import ChainBackend
 from app.wallet.keyring_cache import KeyringCache
 from app.wallet.service import WalletService
 from app.wallet.simulated_chain import SimulatedChain
@@ -27,6 +28,25 @@ T = TypeVar("T")
 
 # Set COCOON_UI_SHOTS=/tmp/ui-shots to save PNGs of the wallet page and dialogs for review.
 SHOTS_ENV = "COCOON_UI_SHOTS"
+
+
+def new_wallet_service(
+    tmp_path: Path,
+    chain: ChainBackend,
+    *,
+    keyring: KeyringCache | None = None,
+    settings: WalletSettings | None = None,
+) -> WalletService:
+    """A devnet WalletService under ``tmp_path`` over ``chain``: fast KDF, no refresh timer."""
+    return WalletService(
+        AppPaths(tmp_path / "data").ensure(),
+        "devnet",
+        chain,
+        settings=settings,
+        keyring=keyring,
+        kdf=FAST_KDF,
+        refresh_interval_s=None,
+    )
 
 
 @pytest.fixture
@@ -44,14 +64,11 @@ def keyring_cache() -> KeyringCache:
 async def wallet_service(
     tmp_path: Path, sim_chain: SimulatedChain, keyring_cache: KeyringCache
 ) -> AsyncIterator[WalletService]:
-    service = WalletService(
-        AppPaths(tmp_path / "data").ensure(),
-        "devnet",
+    service = new_wallet_service(
+        tmp_path,
         sim_chain,
-        settings=WalletSettings(large_first_send_nanoton=5 * 10**9),
         keyring=keyring_cache,
-        kdf=FAST_KDF,
-        refresh_interval_s=None,
+        settings=WalletSettings(large_first_send_nanoton=5 * 10**9),
     )
     await service.start()
     yield service

@@ -4,7 +4,9 @@ create → unlock → faucet → refresh → refused withdrawals → a withdrawa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,6 @@ from PySide6.QtWidgets import QFileDialog
 from pytestqt.qtbot import QtBot
 
 from app.core.observable import Observable
-from app.core.paths import AppPaths
 from app.core.settings import Settings, WorkerSettings
 from app.ui.dialogs.create_wallet import CreateWalletDialog
 from app.ui.dialogs.import_wallet import ImportWalletDialog
@@ -27,8 +28,7 @@ from app.wallet.pending import SendStatus
 from app.wallet.service import WalletService
 from app.wallet.simulated_chain import SimulatedChain
 from tests.conftest import MemoryKeyring
-from tests.service_builder import FAST_KDF
-from tests.ui.conftest import shot, until
+from tests.ui.conftest import new_wallet_service, shot, until
 from tests.unit.wallet.conftest import TEST_VECTOR_PHRASE
 
 PASSWORD = "correct horse battery"
@@ -54,6 +54,34 @@ def make_page(qtbot: QtBot, vm: WalletViewModel) -> WalletPage:
     qtbot.addWidget(page)
     page.resize(980, 720)
     return page
+
+
+async def unlocked_page(qtbot: QtBot, vm: WalletViewModel) -> WalletPage:
+    page = make_page(qtbot, vm)
+    page.password.setText(PASSWORD)
+    assert await page.unlock()
+    return page
+
+
+@contextlib.asynccontextmanager
+async def wallet_over(
+    tmp_path: Path, chain: SimulatedChain, *, keyring: KeyringCache | None = None, funds: int = 0
+) -> AsyncIterator[WalletViewModel]:
+    """The test wallet imported into a service over ``chain`` (with ``funds`` minted); its
+    view-model, both closed on the way out."""
+    service = new_wallet_service(tmp_path, chain, keyring=keyring)
+    await service.start()
+    try:
+        summary = await service.import_(TEST_VECTOR_PHRASE, PASSWORD)
+        if funds:
+            await chain.mint(summary.raw_address, funds)
+        vm = WalletViewModel(service, keyring=keyring)
+        try:
+            yield vm
+        finally:
+            await vm.aclose()
+    finally:
+        await service.aclose()
 
 
 async def create_through_the_dialog(page: WalletPage) -> str:
@@ -173,9 +201,7 @@ async def test_withdrawal_warnings_need_explicit_confirmation(
     qtbot: QtBot, wallet_vm: WalletViewModel, wallet_service: WalletService
 ) -> None:
     await wallet_service.import_(TEST_VECTOR_PHRASE, PASSWORD)
-    page = make_page(qtbot, wallet_vm)
-    page.password.setText(PASSWORD)
-    assert await page.unlock()
+    page = await unlocked_page(qtbot, wallet_vm)
     await page.faucet()
     task, dialog = await open_withdraw(page)
     dialog.destination.setText(PEER)  # raw: no checksum
@@ -201,9 +227,7 @@ async def test_own_address_is_noted_live(
     qtbot: QtBot, wallet_vm: WalletViewModel, wallet_service: WalletService
 ) -> None:
     summary = await wallet_service.import_(TEST_VECTOR_PHRASE, PASSWORD)
-    page = make_page(qtbot, wallet_vm)
-    page.password.setText(PASSWORD)
-    assert await page.unlock()
+    page = await unlocked_page(qtbot, wallet_vm)
     task, dialog = await open_withdraw(page)
     dialog.destination.setText(summary.address)
     assert "own address" in dialog.destination_note.text()
@@ -259,9 +283,7 @@ async def test_node_wallet_create_and_top_up(
     qtbot: QtBot, wallet_vm: WalletViewModel, wallet_service: WalletService
 ) -> None:
     await wallet_service.import_(TEST_VECTOR_PHRASE, PASSWORD)
-    page = make_page(qtbot, wallet_vm)
-    page.password.setText(PASSWORD)
-    assert await page.unlock()
+    page = await unlocked_page(qtbot, wallet_vm)
     await page.faucet()
     assert page.create_node_button.isVisibleTo(page)
     task = asyncio.create_task(page.create_node_wallet())
@@ -333,9 +355,7 @@ async def test_history_follows_the_services_own_refreshes(
     sim_chain: SimulatedChain,
 ) -> None:
     summary = await wallet_service.import_(TEST_VECTOR_PHRASE, PASSWORD)
-    page = make_page(qtbot, wallet_vm)
-    page.password.setText(PASSWORD)
-    assert await page.unlock()
+    page = await unlocked_page(qtbot, wallet_vm)
     assert page.history.rowCount() == 0
     await sim_chain.mint(summary.raw_address, 3 * TON, comment="earnings")
     await wallet_service.refresh()  # the service's timer, not the page, saw the money
@@ -351,9 +371,7 @@ async def test_offline_keeps_the_last_balance_with_a_badge(
     sim_chain: SimulatedChain,
 ) -> None:
     await wallet_service.import_(TEST_VECTOR_PHRASE, PASSWORD)
-    page = make_page(qtbot, wallet_vm)
-    page.password.setText(PASSWORD)
-    assert await page.unlock()
+    page = await unlocked_page(qtbot, wallet_vm)
     await page.faucet()
     assert page.offline_badge.isHidden()
     sim_chain.online.set(False)
@@ -378,35 +396,24 @@ class BrokenKeyring(MemoryKeyring):
 async def test_remember_degrades_with_the_keyrings_message(
     qtbot: QtBot, tmp_path: Path, sim_chain: SimulatedChain
 ) -> None:
-    cache = KeyringCache(backend=BrokenKeyring())
-    service = WalletService(
-        AppPaths(tmp_path / "data").ensure(),
-        "devnet",
-        sim_chain,
-        keyring=cache,
-        kdf=FAST_KDF,
-        refresh_interval_s=None,
-    )
-    await service.start()
-    await service.import_(TEST_VECTOR_PHRASE, PASSWORD)
-    vm = WalletViewModel(service, keyring=cache)
-    page = make_page(qtbot, vm)
-    assert page.remember.isEnabled()
-    page.password.setText(PASSWORD)
-    page.remember.setChecked(True)
-    assert await page.unlock()  # the password worked; only remembering it failed
-    assert not page.remember.isEnabled()
-    assert not page.remember.isChecked()
-    assert "keyring is not available (RuntimeError)" in page.keyring_note.text()
-    page.lock_button.click()
-    assert not page.unlock_saved_button.isEnabled()
-    assert not await page.unlock_saved()
-    assert "keyring is not available" in page.unlock_error.text()
-    assert not page.unlock_saved_button.isEnabled()
-    page.unlock_error.clear()
-    shot(page, "page-2-keyring-degraded")
-    await vm.aclose()
-    await service.aclose()
+    async with wallet_over(
+        tmp_path, sim_chain, keyring=KeyringCache(backend=BrokenKeyring())
+    ) as vm:
+        page = make_page(qtbot, vm)
+        assert page.remember.isEnabled()
+        page.password.setText(PASSWORD)
+        page.remember.setChecked(True)
+        assert await page.unlock()  # the password worked; only remembering it failed
+        assert not page.remember.isEnabled()
+        assert not page.remember.isChecked()
+        assert "keyring is not available (RuntimeError)" in page.keyring_note.text()
+        page.lock_button.click()
+        assert not page.unlock_saved_button.isEnabled()
+        assert not await page.unlock_saved()
+        assert "keyring is not available" in page.unlock_error.text()
+        assert not page.unlock_saved_button.isEnabled()
+        page.unlock_error.clear()
+        shot(page, "page-2-keyring-degraded")
 
 
 class GatedChain(SimulatedChain):
@@ -425,38 +432,24 @@ async def test_the_dialog_stays_open_while_sending_and_the_page_shows_progress(
     qtbot: QtBot, tmp_path: Path
 ) -> None:
     chain = GatedChain()
-    service = WalletService(
-        AppPaths(tmp_path / "data").ensure(),
-        "devnet",
-        chain,
-        kdf=FAST_KDF,
-        refresh_interval_s=None,
-    )
-    await service.start()
-    summary = await service.import_(TEST_VECTOR_PHRASE, PASSWORD)
-    await chain.mint(summary.raw_address, 5 * TON)
-    vm = WalletViewModel(service)
-    page = make_page(qtbot, vm)
-    page.password.setText(PASSWORD)
-    assert await page.unlock()
-    task, dialog = await open_withdraw(page)
-    dialog.destination.setText(PEER_FRIENDLY)
-    dialog.amount.setText("1")
-    assert await dialog.review()
-    sending = asyncio.create_task(dialog.send())
-    await until(lambda: dialog.result_title.text() == "Sending…")
-    assert not dialog.close_button.isEnabled()
-    dialog.reject()  # Esc / the window's close button while signing and broadcasting
-    assert page.dialog is dialog
-    assert not task.done()
-    chain.gate.set()
-    assert await sending
-    assert dialog.result_title.text() == "Sent"
-    dialog.accept()
-    await task
-    assert cell(page, 0, 1) == "Sent"
-    await vm.aclose()
-    await service.aclose()
+    async with wallet_over(tmp_path, chain, funds=5 * TON) as vm:
+        page = await unlocked_page(qtbot, vm)
+        task, dialog = await open_withdraw(page)
+        dialog.destination.setText(PEER_FRIENDLY)
+        dialog.amount.setText("1")
+        assert await dialog.review()
+        sending = asyncio.create_task(dialog.send())
+        await until(lambda: dialog.result_title.text() == "Sending…")
+        assert not dialog.close_button.isEnabled()
+        dialog.reject()  # Esc / the window's close button while signing and broadcasting
+        assert page.dialog is dialog
+        assert not task.done()
+        chain.gate.set()
+        assert await sending
+        assert dialog.result_title.text() == "Sent"
+        dialog.accept()
+        await task
+        assert cell(page, 0, 1) == "Sent"
 
 
 async def test_older_transfers_load_on_request(
@@ -468,9 +461,7 @@ async def test_older_transfers_load_on_request(
     summary = await wallet_service.import_(TEST_VECTOR_PHRASE, PASSWORD)
     for n in range(HISTORY_PAGE_SIZE + 1):
         await sim_chain.mint(summary.raw_address, TON, comment=f"payout {n}")
-    page = make_page(qtbot, wallet_vm)
-    page.password.setText(PASSWORD)
-    assert await page.unlock()
+    page = await unlocked_page(qtbot, wallet_vm)
     assert page.history.rowCount() == HISTORY_PAGE_SIZE
     assert cell(page, 0, 5) == f"payout {HISTORY_PAGE_SIZE}"
     assert page.more_button.isVisibleTo(page)
@@ -489,41 +480,27 @@ class SilentChain(SimulatedChain):
 
 async def test_an_unconfirmed_send_shows_as_pending(qtbot: QtBot, tmp_path: Path) -> None:
     chain = SilentChain()
-    service = WalletService(
-        AppPaths(tmp_path / "data").ensure(),
-        "devnet",
-        chain,
-        kdf=FAST_KDF,
-        refresh_interval_s=None,
-    )
-    await service.start()
-    summary = await service.import_(TEST_VECTOR_PHRASE, PASSWORD)
-    await chain.mint(summary.raw_address, 5 * TON)
-    vm = WalletViewModel(service)
-    page = make_page(qtbot, vm)
-    page.password.setText(PASSWORD)
-    assert await page.unlock()
-    task, dialog = await open_withdraw(page)
-    dialog.destination.setText(PEER_FRIENDLY)
-    dialog.amount.setText("2")
-    assert await dialog.review()
-    assert await dialog.send()
-    assert dialog.status is SendStatus.UNKNOWN
-    dialog.accept()  # closing only stops following; the wallet keeps the send pending
-    await task
-    assert "Sending 2 TON to" in page.pending_label.text()
-    assert (cell(page, 0, 1), cell(page, 0, 3), cell(page, 0, 6)) == (
-        "Sending",
-        "\u22122",
-        "Pending",
-    )
-    shot(page, "page-5-pending")
-    task, dialog = await open_withdraw(page)
-    dialog.destination.setText(PEER_FRIENDLY)
-    dialog.amount.setText("1")
-    assert not await dialog.review()  # one unconfirmed send at a time
-    assert "not confirmed yet" in dialog.details_error.text()
-    dialog.reject()
-    await task
-    await vm.aclose()
-    await service.aclose()
+    async with wallet_over(tmp_path, chain, funds=5 * TON) as vm:
+        page = await unlocked_page(qtbot, vm)
+        task, dialog = await open_withdraw(page)
+        dialog.destination.setText(PEER_FRIENDLY)
+        dialog.amount.setText("2")
+        assert await dialog.review()
+        assert await dialog.send()
+        assert dialog.status is SendStatus.UNKNOWN
+        dialog.accept()  # closing only stops following; the wallet keeps the send pending
+        await task
+        assert "Sending 2 TON to" in page.pending_label.text()
+        assert (cell(page, 0, 1), cell(page, 0, 3), cell(page, 0, 6)) == (
+            "Sending",
+            "\u22122",
+            "Pending",
+        )
+        shot(page, "page-5-pending")
+        task, dialog = await open_withdraw(page)
+        dialog.destination.setText(PEER_FRIENDLY)
+        dialog.amount.setText("1")
+        assert not await dialog.review()  # one unconfirmed send at a time
+        assert "not confirmed yet" in dialog.details_error.text()
+        dialog.reject()
+        await task
