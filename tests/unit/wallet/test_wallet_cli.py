@@ -76,6 +76,19 @@ def imported(cli: Cli, *, faucet: str | None = "10") -> None:
         assert cli("wallet", "faucet", "--amount", faucet)[0] == 0
 
 
+def send(
+    cli: Cli, *argv: str, password: str = PASSWORD, network: str = "devnet"
+) -> tuple[int, str, str]:
+    """``wallet send ARGV --password-stdin`` with ``password`` on standard input."""
+    return cli("wallet", "send", *argv, "--password-stdin", stdin=password + "\n", network=network)
+
+
+def send_json(cli: Cli, *argv: str, network: str = "devnet") -> Any:
+    return cli.json(
+        "wallet", "send", *argv, "--password-stdin", stdin=PASSWORD + "\n", network=network
+    )
+
+
 def test_import_then_address(cli: Cli) -> None:
     imported(cli, faucet=None)
     data = cli.json("wallet", "address")
@@ -128,18 +141,7 @@ def test_bad_mnemonic_is_refused(cli: Cli) -> None:
 
 def test_send_balance_history_and_export(cli: Cli, tmp_path: Path) -> None:
     imported(cli)
-    sent = cli.json(
-        "wallet",
-        "send",
-        "--to",
-        PEER_0Q,
-        "--amount",
-        "1.5",
-        "--comment",
-        "hi",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
+    sent = send_json(cli, "--to", PEER_0Q, "--amount", "1.5", "--comment", "hi")
     assert (sent["status"], sent["amount_ton"], sent["to"]) == ("sent", "1.500000000", PEER_0Q)
     balance = cli.json("wallet", "balance")
     assert balance["balance_ton"].startswith("8.49")
@@ -161,25 +163,14 @@ def test_send_balance_history_and_export(cli: Cli, tmp_path: Path) -> None:
 
 def test_send_max_empties_the_wallet(cli: Cli) -> None:
     imported(cli, faucet="3")
-    sent = cli.json(
-        "wallet", "send", "--to", PEER_0Q, "--max", "--password-stdin", stdin=PASSWORD + "\n"
-    )
+    sent = send_json(cli, "--to", PEER_0Q, "--max")
     assert sent["send_all"] is True
     assert cli.json("wallet", "balance")["balance_nanoton"] == 0
 
 
 def test_wrong_password_sends_nothing(cli: Cli) -> None:
     imported(cli)
-    code, _, err = cli(
-        "wallet",
-        "send",
-        "--to",
-        PEER_0Q,
-        "--amount",
-        "1",
-        "--password-stdin",
-        stdin="not the password\n",
-    )
+    code, _, err = send(cli, "--to", PEER_0Q, "--amount", "1", password="not the password")
     assert code == 1
     assert "Wrong password" in err
     assert cli.json("wallet", "balance")["balance_ton"] == "10.000000000"
@@ -201,9 +192,7 @@ def test_wrong_password_sends_nothing(cli: Cli) -> None:
 )
 def test_bad_address_or_amount(cli: Cli, to: str, amount: str, message: str) -> None:
     imported(cli)
-    code, _, err = cli(
-        "wallet", "send", "--to", to, "--amount", amount, "--password-stdin", stdin=PASSWORD + "\n"
-    )
+    code, _, err = send(cli, "--to", to, "--amount", amount)
     assert code == 1
     assert message in err
     assert cli.json("wallet", "balance")["balance_ton"] == "10.000000000"
@@ -211,30 +200,11 @@ def test_bad_address_or_amount(cli: Cli, to: str, amount: str, message: str) -> 
 
 def test_warnings_need_yes(cli: Cli) -> None:
     imported(cli)
-    code, _, err = cli(
-        "wallet",
-        "send",
-        "--to",
-        PEER_RAW,
-        "--amount",
-        "1",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
+    code, _, err = send(cli, "--to", PEER_RAW, "--amount", "1")
     assert code == 2
     assert "raw address" in err
     assert "--yes" in err
-    sent = cli.json(
-        "wallet",
-        "send",
-        "--to",
-        PEER_RAW,
-        "--amount",
-        "1",
-        "--yes",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
+    sent = send_json(cli, "--to", PEER_RAW, "--amount", "1", "--yes")
     assert sent["status"] == "sent"
 
 
@@ -250,16 +220,15 @@ def test_warnings_need_yes(cli: Cli) -> None:
 )
 def test_send_usage_errors(cli: Cli, argv: list[str]) -> None:
     imported(cli, faucet=None)
-    code, _, _ = cli("wallet", "send", *argv, "--password-stdin", stdin=PASSWORD + "\n")
+    code, _, _ = send(cli, *argv)
     assert code == 2
 
 
 def test_offline_signing_needs_no_network_and_is_accepted_later(cli: Cli) -> None:
     imported(cli, faucet=None)
     # testnet has no reachable liteserver here: offline signing must not try.
-    data = cli.json(
-        "wallet",
-        "send",
+    data = send_json(
+        cli,
         "--offline",
         "--to",
         PEER_0Q,
@@ -273,8 +242,6 @@ def test_offline_signing_needs_no_network_and_is_accepted_later(cli: Cli) -> Non
         "4000000000",
         "--destination-state",
         "uninit",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
         network="testnet",
     )
     boc = base64.b64decode(data["boc"])
@@ -362,17 +329,7 @@ def test_offline_network_is_reported(cli: Cli, monkeypatch: pytest.MonkeyPatch) 
     code, _, err = cli("wallet", "balance", network="testnet")
     assert code == 1
     assert "cannot be reached" in err
-    code, _, err = cli(
-        "wallet",
-        "send",
-        "--to",
-        PEER_0Q,
-        "--amount",
-        "1",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-        network="testnet",
-    )
+    code, _, err = send(cli, "--to", PEER_0Q, "--amount", "1", network="testnet")
     assert code == 1
     assert "cannot be reached" in err
 
@@ -408,16 +365,7 @@ def test_balance_text_shows_node_wallet_and_pending_send(
     assert (code, out.strip()) == (0, f"10 TON  ({V5_TESTNET})")
     # A send whose broadcast was lost stays pending and is shown.
     monkeypatch.setattr(SimulatedChain, "send_boc", _lost_send)
-    sent = cli.json(
-        "wallet",
-        "send",
-        "--to",
-        PEER_0Q,
-        "--amount",
-        "1",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
+    sent = send_json(cli, "--to", PEER_0Q, "--amount", "1")
     assert sent["status"] == "unknown"
     code, out, _ = cli("wallet", "balance")
     assert "is not confirmed yet" in out
@@ -444,16 +392,7 @@ def test_balance_reports_a_damaged_pending_record(cli: Cli) -> None:
 
 def test_history_text_marks_failed_transfers(cli: Cli) -> None:
     imported(cli, faucet="2")
-    code, _, err = cli(
-        "wallet",
-        "send",
-        "--to",
-        PEER_0Q,
-        "--amount",
-        "0.5",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
+    code, _, err = send(cli, "--to", PEER_0Q, "--amount", "0.5")
     assert code == 0, err
     # Signed elsewhere for more than the balance: the wallet pays the fee and sends nothing.
     keys = derive_keypair(parse_mnemonic(TEST_VECTOR_PHRASE))
