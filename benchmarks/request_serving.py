@@ -26,10 +26,11 @@ import aiohttp
 
 from app.engine.endpoint import BackendEndpoint
 from app.network.answer import FinalInfo, Headers, HttpRequest, QueryContext
+from app.network.answer_sink import final_info_tl
 from app.network.billing import BillingParams
 from app.network.jobs import JobStore
 from app.network.request_server import RequestServer
-from app.network.tl import TLObject, encode_query_answer_part
+from app.network.tl import encode_query_answer_part
 from app.network.usage import AnswerMeter
 
 TARGET_MS = 0.6
@@ -90,31 +91,13 @@ class ProxySink:
         self._send(b"head" + str(status).encode() + b"".join(n.encode() for n, _ in headers))
 
     async def part(self, data: bytes, final: FinalInfo | None = None) -> None:
-        info = None if final is None else _final_tl(final)
+        info = None if final is None else final_info_tl(final)
         self._send(encode_query_answer_part(self._request_id, data, 0 if info is None else 1, info))
         if self._writer.transport.get_write_buffer_size() > 1 << 20:
             await self._writer.drain()
 
     async def error(self, code: int, message: str, final: FinalInfo) -> None:
         raise RuntimeError(f"benchmark request failed: {code} {message}")
-
-
-def _final_tl(final: FinalInfo) -> TLObject:
-    used = final.tokens_used
-    return TLObject(
-        "proxy.queryFinalInfo",
-        flags=final.flags,
-        tokens_used=TLObject(
-            "tokensUsed",
-            prompt_tokens_used=used.prompt_tokens_used,
-            cached_tokens_used=used.cached_tokens_used,
-            completion_tokens_used=used.completion_tokens_used,
-            reasoning_tokens_used=used.reasoning_tokens_used,
-            total_tokens_used=used.total_tokens_used,
-        ),
-        worker_start_time=final.worker_start_time,
-        worker_end_time=final.worker_end_time,
-    )
 
 
 Serve = Callable[[int, ProxySink], Awaitable[None]]
