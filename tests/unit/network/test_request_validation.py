@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,10 +14,10 @@ from app.network.request_validation import (
     validate_head,
     validate_request,
 )
+from tests.unit.network.traces import read_client_responses
 
 MODEL = "Qwen/Qwen3-8B"
 CHAT = "/v1/chat/completions"
-TRACES = Path(__file__).parents[3].parent / "shared/fixtures/cocoon-traces"
 
 
 def _chat(**fields: Any) -> bytes:
@@ -212,23 +211,16 @@ def test_unicode_content_survives() -> None:
     assert "héllo 😀".encode() in out
 
 
-def _trace_records() -> list[dict[str, Any]]:
-    path = TRACES / "client-responses.jsonl"
-    if not path.exists():
-        pytest.skip("shared COCOON traces are not on this machine")
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 @pytest.mark.parametrize("label", ["json-1", "json-2", "ndjson-1", "ndjson-2", "sse-1", "sse-2"])
 def test_rewrites_byte_for_byte_like_the_reference(label: str) -> None:
-    record = next(r for r in _trace_records() if r["label"] == label)
+    record = next(r for r in read_client_responses() if r["label"] == label)
     client = record["client_request"]
     out = validate_request(client["path"], client["body"].encode(), MODEL)
     assert out == record["backend"]["received"]["body"].encode()
 
 
 def test_trace_refusals() -> None:
-    records = {r["label"]: r for r in _trace_records()}
+    records = {r["label"]: r for r in read_client_responses()}
     unknown = records["unknown-field"]["client_request"]
     assert (
         _rejected(unknown["path"], unknown["body"].encode()).message

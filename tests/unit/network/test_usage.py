@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 from app.network.answer import TokensUsed
 from app.network.billing import BillingParams
 from app.network.usage import AnswerMeter
+from tests.unit.network.traces import read_client_responses
 
 TRACE_TOKENS = TokensUsed(34, 16, 135, 15, 200)
 USAGE = {
@@ -23,7 +23,6 @@ USAGE = {
     "completion_tokens_details": {"reasoning_tokens": 10},
 }
 COSTS = {"prompt_total_cost": 100, "completion_total_cost": 300, "total_cost": 400}
-TRACES = Path(__file__).parents[3].parent / "shared/fixtures/cocoon-traces"
 
 
 def _chunk(i: int, usage: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -244,16 +243,9 @@ def test_lone_surrogate_in_usage_chunk_stays_valid_json() -> None:
     assert json.loads(out)["content"] == "\ud800"
 
 
-def _trace_records() -> list[dict[str, Any]]:
-    path = TRACES / "client-responses.jsonl"
-    if not path.exists():
-        pytest.skip("shared COCOON traces are not on this machine")
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 @pytest.mark.parametrize("label", ["json-1", "json-2", "ndjson-1", "ndjson-2", "sse-1", "sse-2"])
 def test_reference_backend_answers_bill_like_the_reference(label: str) -> None:
-    record = next(r for r in _trace_records() if r["label"] == label)
+    record = next(r for r in read_client_responses() if r["label"] == label)
     answered = record["backend"]["answered"]
     content_type = dict(answered["headers"])["content-type"]
     chunks = [chunk.encode() for chunk in answered["body_chunks"]]

@@ -123,6 +123,15 @@ def read_frame_annotations(stream: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in lines if line.strip()]
 
 
+def read_client_responses() -> list[dict[str, Any]]:
+    """``client-responses.jsonl``: per label, a client's request and what the backend got and
+    answered; skips the calling test when it is absent."""
+    path = require_traces() / "client-responses.jsonl"
+    if not path.exists():
+        pytest.skip("shared COCOON traces are not on this machine")
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def all_frames() -> list[Frame]:
     """Every frame of every stream."""
     return [frame for stream in STREAMS for frame in read_frames(stream)]
