@@ -44,6 +44,7 @@ from app.engine.sandbox import (
     sandbox_command,
     terminate_leaves,
 )
+from app.engine.server.launcher import launch_args
 from app.engine.sizing import EngineLaunch
 
 _log = logging.getLogger(__name__)
@@ -303,13 +304,7 @@ class EngineSupervisor:
         return ["--host", "127.0.0.1", "--port", "0", "--api-key-file", str(key_file)], None
 
     def _engine_args(self) -> list[str]:
-        launch = self._launch
-        return [
-            "--model", str(launch.model_path), "--alias", launch.model_name,
-            "--ctx", str(launch.context_length), "--parallel", str(launch.parallel),
-            "--threads", str(launch.threads), "--gpu-layers", str(launch.gpu_layers),
-            "--batch", str(launch.batch_size),
-        ]  # fmt: skip
+        return [*launch_args(self._launch), "--alias", self._launch.model_name]
 
     def _socket_dir(self) -> Path:
         """The child's only writable folder (socket, API key file); made once per supervisor."""

@@ -41,14 +41,20 @@ class ReadyEvent:
     raw: dict[str, Any]
 
 
-def engine_argv(launch: EngineLaunch, socket_path: Path, *, alias: str | None = None) -> list[str]:
-    """The child's command line for ``launch``, listening on ``socket_path``."""
-    argv = [
-        sys.executable, "-m", "app.engine.server", "--model", str(launch.model_path),
+def launch_args(launch: EngineLaunch) -> list[str]:
+    """``launch``'s model file and sizes as the child's options (where it listens comes apart)."""
+    return [
+        "--model", str(launch.model_path),
         "--ctx", str(launch.context_length), "--parallel", str(launch.parallel),
         "--threads", str(launch.threads), "--gpu-layers", str(launch.gpu_layers),
-        "--batch", str(launch.batch_size), "--uds", str(socket_path),
+        "--batch", str(launch.batch_size),
     ]  # fmt: skip
+
+
+def engine_argv(launch: EngineLaunch, socket_path: Path, *, alias: str | None = None) -> list[str]:
+    """The child's command line for ``launch``, listening on ``socket_path``."""
+    argv = [sys.executable, "-m", "app.engine.server", *launch_args(launch)]
+    argv += ["--uds", str(socket_path)]
     if alias:
         argv += ["--alias", alias]
     return argv
