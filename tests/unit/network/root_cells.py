@@ -1,4 +1,4 @@
-"""Root contract data built to the §6.5 layout with pytoniq_core's Builder, for watcher tests.
+"""Root contract data built to the §6.5 layout with pytoniq_core's Builder (config, watcher tests).
 
 :func:`root_config_boc` varies what the watcher reacts to (``version``, ``params_version``, the
 registered proxies); the rest is fixed at plausible struct-version-3 values.
@@ -18,7 +18,8 @@ OWNER = "0:" + "ab" * 32
 MODEL = "Qwen/Qwen3-8B@abc:def"
 
 
-def _hash_set(hashes: list[bytes]) -> Any:
+def hash_set(hashes: list[bytes]) -> Any:
+    """The root contract's hash sets: a 256-bit-keyed dictionary of ``hashes``, empty values."""
     hm = _core.HashMap(256, value_serializer=lambda _v, b: b)
     for h in hashes:
         hm.set_int_key(int.from_bytes(h, "big"), None)
@@ -47,10 +48,10 @@ def data_cell(proxies: tuple[str, ...]) -> Any:
     registered = _core.HashMap(32, value_serializer=_store_proxy)
     for seqno, address in enumerate(proxies, start=1):
         registered.set_int_key(seqno, address.encode())
-    b = _core.begin_cell().store_dict(_hash_set([b"\x01" * 32]))
+    b = _core.begin_cell().store_dict(hash_set([b"\x01" * 32]))
     b.store_dict(registered.serialize()).store_uint(len(proxies), 32)
-    b.store_dict(_hash_set([b"\x02" * 32]))
-    b.store_dict(_hash_set([hashlib.sha256(MODEL.encode()).digest()]))
+    b.store_dict(hash_set([b"\x02" * 32]))
+    b.store_dict(hash_set([hashlib.sha256(MODEL.encode()).digest()]))
     return b.end_cell()
 
 

@@ -20,6 +20,7 @@ from app.network.root_config import (
     parse_root_config_cell,
 )
 from app.network.worker_config import ProxyAddress
+from tests.unit.network.root_cells import hash_set
 from tests.unit.network.traces import require_traces
 
 # pytoniq_core's builders are untyped; going through Any keeps mypy --strict quiet about it.
@@ -31,13 +32,6 @@ Address = _core.Address
 OWNER = Address("0:" + "ab" * 32)
 CODE = begin_cell().store_uint(0xC0DE, 16).end_cell()
 H1, H2, H3 = (bytes([i]) * 32 for i in (1, 2, 3))
-
-
-def _hash_set(hashes: list[bytes]) -> Any:
-    hm = HashMap(256, value_serializer=lambda _v, b: b)
-    for h in hashes:
-        hm.set_int_key(int.from_bytes(h, "big"), None)
-    return hm.serialize()
 
 
 def _proxy_entry(address: bytes, entry_type: int = 0) -> tuple[int, bytes]:
@@ -102,10 +96,10 @@ def data_cell(
             2: _proxy_entry(b"10.0.0.2:11001 10.0.0.2:11002"),
             1: _proxy_entry(b"10.0.0.1:11001"),
         }
-    b = begin_cell().store_dict(_hash_set([H1]))
+    b = begin_cell().store_dict(hash_set([H1]))
     b.store_dict(_proxies(proxies)).store_uint(9, 32)
-    b.store_dict(_hash_set([H2, H3]))
-    b.store_dict(_hash_set(models if models is not None else [hashlib.sha256(b"m@c:v").digest()]))
+    b.store_dict(hash_set([H2, H3]))
+    b.store_dict(hash_set(models if models is not None else [hashlib.sha256(b"m@c:v").digest()]))
     if extra_bit:
         b.store_bit(0)
     return b.end_cell()
