@@ -14,6 +14,7 @@ from app.network.proxy_session import SessionTimers
 from app.network.request_server import RequestServer
 from app.network.tl import TLObject, decode, encode
 from app.network.worker_config import WorkerConfig
+from tests.polling import eventually
 from tests.unit.network.traces import read_frames
 
 TRACE_MODEL = (
@@ -138,11 +139,9 @@ async def serving_backend(
 
 
 async def wait_for(predicate: Callable[[], bool], what: str, limit: float = 10.0) -> None:
-    """Poll state owned by the code under test (no timing assertion: ``limit`` stops a hang)."""
+    """:func:`tests.polling.eventually` that fails naming what it waited for."""
     try:
-        async with asyncio.timeout(limit):
-            while not predicate():  # noqa: ASYNC110 - the state has no event to wait on
-                await asyncio.sleep(0.005)
+        await eventually(predicate, limit_s=limit)
     except TimeoutError:
         raise AssertionError(f"gave up waiting for {what}") from None
 
