@@ -29,7 +29,7 @@ from app.wallet.history import Direction, HistoryEntry
 from app.wallet.offline_signing import sign_offline
 from app.wallet.service import WalletService
 from app.wallet.simulated_chain import SimulatedChain
-from app.wallet.vault import DEFAULT_KDF, WalletVault
+from app.wallet.vault import DEFAULT_KDF, WalletVault, vault_path
 from app.wallet.wallet_state import WithdrawalReceipt
 from app.wallet.withdrawals import WithdrawalPlan, WithdrawalRequest
 
@@ -375,7 +375,7 @@ def _send_offline(args: argparse.Namespace, ctx: CliContext) -> int:
     if missing:
         raise CliUsageError(f"Offline signing needs {', '.join(missing)}.")
     summary = _run(ctx, args, _active, start=False)
-    vault = WalletVault.load(ctx.paths.wallets_dir / f"{summary.wallet_id}.vault.json")
+    vault = WalletVault.load(vault_path(ctx.paths.wallets_dir, summary.wallet_id))
     keys = vault.keypair(vault.unlock(_password(args, new=False)))
     contract = WalletContract(summary.version, TonNetwork.for_setting(ctx.network), keys.public_key)
     signed = sign_offline(

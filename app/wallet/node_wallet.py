@@ -22,7 +22,14 @@ from app.wallet.addresses import AddressWarning, parse_address
 from app.wallet.chain import ChainBackend, raw_address
 from app.wallet.contracts import TonNetwork, WalletContract, WalletVersion
 from app.wallet.mnemonic import generate_mnemonic
-from app.wallet.vault import DEFAULT_KDF, KDF_TIMEOUT_S, KdfParams, VaultError, WalletVault
+from app.wallet.vault import (
+    DEFAULT_KDF,
+    KDF_TIMEOUT_S,
+    VAULT_SUFFIX,
+    KdfParams,
+    VaultError,
+    WalletVault,
+)
 from app.wallet.vault_format import DataKey
 from app.wallet.withdrawals import WithdrawalRequest
 
@@ -81,7 +88,7 @@ class NodeWallet:
         """The node wallet's vault for this network, or None when it was never created."""
         if not self._dir.is_dir():
             return None
-        for path in sorted(self._dir.glob("*.vault.json")):
+        for path in sorted(self._dir.glob(f"*{VAULT_SUFFIX}")):
             vault = WalletVault.load(path)
             if vault.public.network is self._network:
                 return vault

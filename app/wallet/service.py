@@ -30,7 +30,14 @@ from app.wallet.keyring_cache import KeyringCache
 from app.wallet.mnemonic import Mnemonic, generate_mnemonic, parse_mnemonic
 from app.wallet.node_wallet import NodeWallet, NodeWalletStatus
 from app.wallet.pending import BroadcastState, PendingSendError, PendingSendStore, SendStatus
-from app.wallet.vault import DEFAULT_KDF, KDF_TIMEOUT_S, KdfParams, WalletVault
+from app.wallet.vault import (
+    DEFAULT_KDF,
+    KDF_TIMEOUT_S,
+    VAULT_SUFFIX,
+    KdfParams,
+    WalletVault,
+    vault_path,
+)
 from app.wallet.vault_format import DataKey
 from app.wallet.wallet_state import (
     NoWalletError,
@@ -132,7 +139,7 @@ class WalletService:
     def wallets(self) -> tuple[WalletSummary, ...]:
         """This network's wallets (the node wallet is not one of them)."""
         out: list[WalletSummary] = []
-        for path in sorted(self._paths.wallets_dir.glob("*.vault.json")):
+        for path in sorted(self._paths.wallets_dir.glob(f"*{VAULT_SUFFIX}")):
             public = WalletVault.load(path).public
             if public.network is not self.network:
                 continue
@@ -215,7 +222,7 @@ class WalletService:
 
     def _vault(self) -> WalletVault:
         active = self.active()
-        return WalletVault.load(self._paths.wallets_dir / f"{active.wallet_id}.vault.json")
+        return WalletVault.load(vault_path(self._paths.wallets_dir, active.wallet_id))
 
     async def unlock(self, password: str | None = None, *, remember: bool = False) -> None:
         """Unlock with ``password``, or (None) with the data key remembered in the OS keyring."""
