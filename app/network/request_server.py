@@ -62,10 +62,10 @@ from app.network.request_validation import (
     validate_request,
 )
 from app.network.usage import AnswerMeter
+from app.network.worker_config import DEFAULT_MAX_ACTIVE_REQUESTS
 
 _log = logging.getLogger(__name__)
 
-DEFAULT_MAX_ACTIVE_REQUESTS = 200
 # The proxy's timeout bounds the whole query; the backend gets 95 % of it, as in the reference.
 BACKEND_TIMEOUT_SHARE = 0.95
 _MAX_TIMEOUT = 3600.0
