@@ -75,7 +75,7 @@ class CreateWalletDialog(GuardedDialog):
         for index, word in enumerate(mnemonic.words):
             label = QLabel(f"{index + 1:>2}. {word}")
             label.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
-            label.setStyleSheet("font-family: monospace; font-size: 14px; padding: 3px;")
+            label.setObjectName("MnemonicWord")
             grid.addWidget(label, index % rows, index // rows)
             self.word_labels.append(label)
         layout.addLayout(grid)

@@ -39,9 +39,6 @@ from app.wallet.wallet_state import WalletState
 from app.wallet.withdrawals import WithdrawalRequest
 
 SETUP, LOCKED, UNLOCKED = 0, 1, 2
-_OFFLINE_BADGE = (
-    "background: #fde68a; color: #92400e; border-radius: 8px; padding: 2px 8px; font-weight: 600;"
-)
 
 
 class WalletPage(Page):
@@ -106,7 +103,7 @@ class WalletPage(Page):
         cards = QHBoxLayout()
         self.balance_card = Card("Balance", "—", "")
         self.offline_badge = QLabel("Offline")
-        self.offline_badge.setStyleSheet(_OFFLINE_BADGE)
+        self.offline_badge.setObjectName("OfflineBadge")
         self.offline_badge.setToolTip("The last known balance is shown; it refreshes when online.")
         title_row = QHBoxLayout()
         vbox_of(self.balance_card).removeWidget(self.balance_card.caption)
@@ -148,7 +145,7 @@ class WalletPage(Page):
         card.value.hide()
         self.address = QLineEdit()
         self.address.setReadOnly(True)
-        self.address.setStyleSheet("font-family: monospace; font-size: 14px; border: none;")
+        self.address.setObjectName("Address")
         self.copy_button = push_button("Copy")
         self.copy_button.clicked.connect(self.copy_address)
         row = QHBoxLayout()

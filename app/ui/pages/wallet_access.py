@@ -39,7 +39,7 @@ class SetupView(QWidget):
             vbox_of(card).addWidget(button)
             row.addWidget(card, 1)
         # Same height as the primary button once styled, so the two cards look alike.
-        self.import_button.setStyleSheet("padding: 10px 22px; font-size: 15px;")
+        self.import_button.setObjectName("Large")
         holder = QWidget()
         holder.setLayout(row)
         top_aligned(self, holder)
@@ -53,7 +53,6 @@ class UnlockView(QWidget):
         self.card = Card("Wallet locked", "", "")
         self.card.value.setObjectName("Mono")
         self.card.value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.card.value.setStyleSheet("font-family: monospace; font-size: 14px;")
         self.password = password_edit("password")
         self.remember = QCheckBox("Unlock without password on this computer")
         self.remember.setToolTip("Keeps the wallet's key in the system keyring of this computer")

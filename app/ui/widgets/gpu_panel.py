@@ -15,13 +15,6 @@ from app.ui.viewmodels.telemetry import EnergyView, TelemetryViewModel
 from app.ui.widgets import gpu_readout as readout
 from app.ui.widgets.gpu_card import GpuCard
 
-_BANNER_STYLE = {
-    "paused": "background: #fdecec; color: #b91c1c; border: 1px solid #f1b5b5; "
-    "border-radius: 8px; padding: 8px 12px; font-weight: 600;",
-    "notice": "background: #fff7e6; color: #b45309; border: 1px solid #f5d49a; "
-    "border-radius: 8px; padding: 8px 12px;",
-}
-
 
 class GpuPanel(QWidget):
     """Per-GPU cards with charts, the thermal guard's state and the energy card."""
@@ -44,7 +37,7 @@ class GpuPanel(QWidget):
         layout.addLayout(header)
         self.pause_banner = QLabel()
         self.pause_banner.setWordWrap(True)
-        self.pause_banner.setStyleSheet(_BANNER_STYLE["paused"])
+        self.pause_banner.setObjectName("PauseBanner")
         self.pause_banner.hide()
         layout.addWidget(self.pause_banner)
         self.guard_line = QLabel()
@@ -54,7 +47,7 @@ class GpuPanel(QWidget):
         layout.addWidget(self.guard_line)
         self.notice_banner = QLabel()
         self.notice_banner.setWordWrap(True)
-        self.notice_banner.setStyleSheet(_BANNER_STYLE["notice"])
+        self.notice_banner.setObjectName("NoticeBanner")
         self.notice_banner.hide()
         layout.addWidget(self.notice_banner)
         self.state_card = _StateCard()
