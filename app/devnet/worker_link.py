@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
+from app.network.answer import ERROR_PROTOVIOLATION
 from app.network.connection import Connection, QueryRejectedError
 from app.network.tl import TLError, TLObject, decode, encode
 
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-ERROR_PROTOVIOLATION = 621
 PROXY_MAX_PROTO = 2
 
 

@@ -12,6 +12,7 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from app.network.answer import ERROR_PROTOVIOLATION
 from app.network.framing import FrameDecoder, FrameEncoder, FrameError
 from app.network.peer_info import PeerInfo
 from app.network.tl import TLError, TLObject, decode, encode, encode_fields
@@ -23,9 +24,6 @@ QueryCallback = Callable[[bytes], Awaitable[bytes]]
 
 # Queued frames are written at the end of the loop iteration, or at once past this size.
 _FLUSH_BYTES = 64 * 1024
-# ton::ErrorCode values used on this layer.
-ERROR_CODE_ERROR = 602
-ERROR_CODE_PROTOVIOLATION = 621
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,14 +333,14 @@ class Connection(asyncio.Protocol):
 
     async def _answer_query(self, query_id: int, data: bytes) -> None:
         if self._on_query is None:
-            code, message = ERROR_CODE_PROTOVIOLATION, "queries are not accepted here"
+            code, message = ERROR_PROTOVIOLATION, "queries are not accepted here"
         else:
             try:
                 answer = await self._on_query(data)
             except QueryRejectedError as exc:
                 code, message = exc.code, exc.message
             except TLError as exc:
-                code, message = ERROR_CODE_PROTOVIOLATION, f"malformed query: {exc}"
+                code, message = ERROR_PROTOVIOLATION, f"malformed query: {exc}"
             except ConnectionClosedError:
                 return
             else:
