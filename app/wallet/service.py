@@ -151,12 +151,15 @@ class WalletService:
                     contract.raw_address,
                     public.wallet_version,
                     self.network,
+                    public.public_key,
                 )
             )
         return tuple(out)
 
-    def _load_wallets(self, preferred: str = "") -> None:
-        wallets = self.wallets()
+    def _load_wallets(
+        self, preferred: str = "", wallets: tuple[WalletSummary, ...] | None = None
+    ) -> None:
+        wallets = self.wallets() if wallets is None else wallets
         current = self.state.value.active
         wanted = preferred or (current.wallet_id if current else "")
         active = next(
@@ -170,10 +173,11 @@ class WalletService:
 
     def select(self, wallet_id: str) -> WalletSummary:
         """Make ``wallet_id`` the active wallet (locks the previous one)."""
-        match = next((w for w in self.wallets() if w.wallet_id == wallet_id), None)
+        wallets = self.wallets()
+        match = next((w for w in wallets if w.wallet_id == wallet_id), None)
         if match is None:
             raise NoWalletError(f"There is no wallet '{wallet_id}' on this network.")
-        self._load_wallets(wallet_id)
+        self._load_wallets(wallet_id, wallets)
         return match
 
     def active(self) -> WalletSummary:
@@ -320,8 +324,7 @@ class WalletService:
     # -- sending ----------------------------------------------------------------------------
 
     def _withdrawals(self, active: WalletSummary) -> Withdrawals:
-        public_key = self._vault().public.public_key
-        contract = WalletContract(active.version, self.network, public_key)
+        contract = WalletContract(active.version, self.network, active.public_key)
         return Withdrawals(
             self._chain,
             contract,

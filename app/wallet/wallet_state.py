@@ -32,6 +32,7 @@ class WalletSummary:
     raw_address: str
     version: WalletVersion
     network: TonNetwork
+    public_key: bytes
 
 
 @dataclass(frozen=True, slots=True)
