@@ -103,11 +103,6 @@ class BenchmarkResult:
     elapsed_s: float
     budget_exhausted: bool
 
-    @property
-    def best_generation_tps(self) -> float:
-        """The aggregate tokens/s the engine sustains when all its slots are busy (median)."""
-        return max(self.single.generation_tps.median, self.batched.generation_tps.median)
-
     def to_json(self) -> dict[str, Any]:
         return {"version": RESULT_VERSION, **dataclasses.asdict(self)}
 

@@ -74,14 +74,6 @@ class EnergyTotals:
     price_nanoton_per_kwh: Nanoton
     money: Economics
 
-    @property
-    def measured_wh(self) -> float:
-        return self.measured_mj / MJ_PER_WH
-
-    @property
-    def jobs_wh(self) -> float:
-        return self.jobs_mj / MJ_PER_WH
-
 
 @dataclass(slots=True)
 class _Job:

@@ -73,7 +73,6 @@ class LlamaModel:
         self.vocab = llama_cpp.llama_model_get_vocab(self.model)
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self.vocab))
         self.shape = shape
-        self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
         self._formatter = self._chat_formatter()
         self._piece_buf = ctypes.create_string_buffer(256)
 
@@ -148,10 +147,6 @@ class LlamaModel:
         eos = self._token_text(llama_cpp.llama_vocab_eos(self.vocab))
         bos = self._token_text(llama_cpp.llama_vocab_bos(self.vocab))
         return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
-
-    @property
-    def add_bos(self) -> bool:
-        return self._add_bos
 
 
 def _too_long(count: int, limit: int) -> RequestError:
