@@ -24,8 +24,3 @@ def async_slot(*types: type) -> Callable[[Callable[P, Awaitable[None]]], Callabl
         return cast(Callable[P, None], decorator(func))
 
     return wrap
-
-
-def async_wrap(func: Callable[[], Any]) -> Awaitable[Any]:
-    """Run a blocking Qt call (such as ``QDialog.exec``) without blocking the loop."""
-    return cast(Awaitable[Any], qasync.asyncWrap(func))
