@@ -17,14 +17,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pytoniq_core.boc.address import Address
-
 from app.cli.context import CliContext
 from app.core.errors import UserFacingError
 from app.core.money import format_ton, parse_ton
 from app.core.settings import Settings
 from app.wallet.chain_factory import NoNetwork, open_chain
-from app.wallet.contracts import TonNetwork, WalletContract, WalletVersion, address_forms
+from app.wallet.contracts import TonNetwork, WalletContract, WalletVersion, display_address
 from app.wallet.history import Direction, HistoryEntry
 from app.wallet.offline_signing import sign_offline
 from app.wallet.service import WalletService
@@ -256,7 +254,7 @@ def _history(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def _shown(raw: str | None, network: TonNetwork) -> str | None:
-    return None if raw is None else address_forms(Address(raw)).display(network)
+    return None if raw is None else display_address(raw, network)
 
 
 def _entry_json(entry: HistoryEntry, network: TonNetwork) -> dict[str, Any]:

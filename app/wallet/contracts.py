@@ -82,6 +82,11 @@ def address_forms(address: Address) -> AddressForms:
     )
 
 
+def display_address(address: str, network: TonNetwork) -> str:
+    """How the app shows any account (``address`` in a form pytoniq reads, e.g. raw)."""
+    return address_forms(Address(address)).display(network)
+
+
 def v5r1_wallet_id(network: TonNetwork, workchain: int = 0, subwallet: int = 0) -> int:
     """V5R1 wallet id: network global id XOR the client context (flag, workchain, version 0)."""
     context = (1 << 31) | ((workchain & 0xFF) << 23) | (subwallet & 0x7FFF)

@@ -16,15 +16,13 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, Final
 
-from pytoniq_core.boc.address import Address
-
 from app.core.atomic import write_private_atomic
 from app.core.money import Nanoton
 from app.core.observable import Observable
 from app.core.paths import AppPaths
 from app.core.settings import WalletSettings
 from app.wallet.chain import ChainBackend, ChainError, ChainOffline
-from app.wallet.contracts import TonNetwork, WalletContract, WalletVersion, address_forms
+from app.wallet.contracts import TonNetwork, WalletContract, WalletVersion, display_address
 from app.wallet.history import HistoryCursor, HistoryPage, WalletHistory, history_csv
 from app.wallet.keyring_cache import KeyringCache
 from app.wallet.mnemonic import Mnemonic, generate_mnemonic, parse_mnemonic
@@ -392,7 +390,7 @@ class WalletService:
         active = self.active()
         entries = await WalletHistory(self._chain, active.raw_address).entries()
         network = self.network
-        text = history_csv(entries, show_address=lambda raw: _display(raw, network))
+        text = history_csv(entries, show_address=lambda raw: display_address(raw, network))
         await asyncio.to_thread(write_private_atomic, path, text.encode("utf-8"))
         return len(entries)
 
@@ -417,7 +415,3 @@ def _caller_cancelled() -> bool:
     """True when the running task itself was cancelled (not just a task it awaited)."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
-
-
-def _display(raw: str, network: TonNetwork) -> str:
-    return address_forms(Address(raw)).display(network)
