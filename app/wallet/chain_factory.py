@@ -14,6 +14,7 @@ from app.wallet.lite_backend import LiteBackend, load_global_config
 from app.wallet.simulated_chain import SimulatedChain
 
 DEVNET_CHAIN_FILE: Final = "chain.sqlite3"
+_NO_NETWORK: Final = "This command works without the network."
 
 
 def devnet_chain_path(paths: AppPaths) -> Path:
@@ -50,16 +51,16 @@ class NoNetwork:
         return None
 
     async def get_account_state(self, address: str) -> AccountState:
-        raise ChainOffline("This command works without the network.")
+        raise ChainOffline(_NO_NETWORK)
 
     async def get_seqno(self, address: str) -> int:
-        raise ChainOffline("This command works without the network.")
+        raise ChainOffline(_NO_NETWORK)
 
     async def get_server_time(self) -> int:
-        raise ChainOffline("This command works without the network.")
+        raise ChainOffline(_NO_NETWORK)
 
     async def send_boc(self, boc: bytes) -> None:
-        raise ChainOffline("This command works without the network.")
+        raise ChainOffline(_NO_NETWORK)
 
     async def get_transactions(
         self,
@@ -68,10 +69,10 @@ class NoNetwork:
         from_lt: int | None = None,
         from_hash: bytes | None = None,
     ) -> list[ChainTransaction]:
-        raise ChainOffline("This command works without the network.")
+        raise ChainOffline(_NO_NETWORK)
 
     async def run_get_method(self, address: str, method: str, stack: list[Any]) -> list[Any]:
-        raise ChainOffline("This command works without the network.")
+        raise ChainOffline(_NO_NETWORK)
 
     async def emulate_fee(self, boc: bytes) -> Nanoton | None:
         return None
