@@ -13,7 +13,7 @@ from typing import Any, Literal
 from app.core.errors import UserFacingError
 from app.core.paths import resources_dir
 from app.engine.gguf import ModelFileError
-from app.engine.sizing import MIB, HardwareBudget, ModelTooLargeError
+from app.engine.sizing import MIB, HardwareBudget, ModelTooLargeError, gib_text
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.gguf$")
@@ -276,16 +276,13 @@ def choose_model(
         return ModelChoice(best, "cpu", f"{why}: the best small model for the CPU (slow).")
     raise ModelTooLargeError(
         "No model fits this computer's memory.",
-        hint=f"The smallest needs {_gib(catalog.default.min_ram_bytes)} of RAM.",
+        hint=f"The smallest needs {gib_text(catalog.default.min_ram_bytes)} of RAM.",
     )
 
 
 def _too_large(model: ModelEntry, needed: int, have: int, where: str) -> ModelTooLargeError:
     return ModelTooLargeError(
-        f"{model.name} needs at least {_gib(needed)} of {where}; this computer has {_gib(have)}.",
+        f"{model.name} needs at least {gib_text(needed)} of {where}; "
+        f"this computer has {gib_text(have)}.",
         hint="Pick a smaller model in Settings → Engine (leave it empty to choose automatically).",
     )
-
-
-def _gib(value: int) -> str:
-    return f"{value / (1 << 30):.1f} GiB"

@@ -185,8 +185,9 @@ def plan_launch(
     if context * model.kv_bytes_per_token > kv_budget:
         needed = model.size_bytes + context * model.kv_bytes_per_token
         raise ModelTooLargeError(
-            f"{model.name} needs about {_gib(needed)} of {where} with a {context}-token context; "
-            f"this computer has {_gib(max(memory, 0))} to spare for it.",
+            f"{model.name} needs about {gib_text(needed)} of {where} "
+            f"with a {context}-token context; "
+            f"this computer has {gib_text(max(memory, 0))} to spare for it.",
             hint="Pick a smaller model, or a shorter context length in Settings → Engine.",
         )
     on_gpu = gpu_index is not None
@@ -226,5 +227,6 @@ def plan_launches(
     )
 
 
-def _gib(value: int) -> str:
+def gib_text(value: int) -> str:
+    """A byte count as the GiB figure in sizing's messages, e.g. ``"7.5 GiB"``."""
     return f"{value / GIB:.1f} GiB"
