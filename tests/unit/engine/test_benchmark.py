@@ -121,7 +121,16 @@ def test_estimate_in_text_and_json() -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["--budget", "5"], ["--budget", "99999"], ["--repeats", "0"], ["--max-tokens", "4"]],
+    [
+        ["--budget", "5"],
+        ["--budget", "99999"],
+        ["--budget", "nan"],
+        ["--budget", "inf"],
+        ["--repeats", "0"],
+        ["--repeats", "21"],
+        ["--max-tokens", "4"],
+        ["--max-tokens", "1025"],
+    ],
 )
 def test_cli_refuses_bad_limits(tmp_path: Path, argv: list[str]) -> None:
     err = io.StringIO()
