@@ -23,7 +23,7 @@ from app.wallet.contracts import TonNetwork, WalletContract, WalletVersion
 from app.wallet.mnemonic import KeyPair
 from app.wallet.sim_ledger import LedgerAccount
 from app.wallet.simulated_chain import FAUCET_ADDRESS, FeeModel, SimulatedChain
-from app.wallet.transfer import SendMode, TransferOrder, sign_transfer
+from app.wallet.transfer import SendMode, SignedTransfer, TransferOrder, sign_transfer
 
 NOW = 1_800_000_000
 TON = 1_000_000_000
@@ -58,6 +58,20 @@ def order(
     comment: str | None = None,
 ) -> TransferOrder:
     return TransferOrder(Address(dest), Nanoton(amount), bounce=bounce, mode=mode, comment=comment)
+
+
+def transfer(
+    wallet: WalletContract,
+    keys: KeyPair,
+    the_order: TransferOrder | None = None,
+    *,
+    seqno: int = 0,
+    deployed: bool = False,
+) -> SignedTransfer:
+    """``the_order`` (default: :func:`order`) signed by ``keys``, valid for a minute from NOW."""
+    return sign_transfer(
+        wallet, keys, the_order or order(), seqno=seqno, valid_until=NOW + 60, deployed=deployed
+    )
 
 
 def custom_body(
@@ -160,14 +174,7 @@ async def test_deploy_and_transfer_moves_exact_amounts(
 ) -> None:
     wallet = await funded(chain, vector_keys, version)
     assert (await chain.get_account_state(wallet.raw_address)).status == "uninit"
-    signed = sign_transfer(
-        wallet,
-        vector_keys,
-        order(amount=1_500_000_000, comment="Hello ✓"),
-        seqno=0,
-        valid_until=NOW + 60,
-        deployed=False,
-    )
+    signed = transfer(wallet, vector_keys, order(amount=1_500_000_000, comment="Hello ✓"))
     await chain.send_boc(signed.boc)
 
     state = await chain.get_account_state(wallet.raw_address)
@@ -198,9 +205,7 @@ async def test_replayed_message_is_rejected_as_seqno_used(
     chain: SimulatedChain, vector_keys: KeyPair, version: WalletVersion, code: int
 ) -> None:
     wallet = await funded(chain, vector_keys, version)
-    signed = sign_transfer(
-        wallet, vector_keys, order(), seqno=0, valid_until=NOW + 60, deployed=False
-    )
+    signed = transfer(wallet, vector_keys)
     await chain.send_boc(signed.boc)
     before = await chain.get_account_state(wallet.raw_address)
     with pytest.raises(MessageRejected) as caught:
@@ -229,12 +234,8 @@ async def test_expired_message_is_rejected(
     chain: SimulatedChain, vector_keys: KeyPair, clock: Clock, version: WalletVersion, code: int
 ) -> None:
     wallet = await funded(chain, vector_keys, version)
-    await chain.send_boc(
-        sign_transfer(
-            wallet, vector_keys, order(), seqno=0, valid_until=NOW + 60, deployed=False
-        ).boc
-    )
-    late = sign_transfer(wallet, vector_keys, order(), seqno=1, valid_until=NOW + 60, deployed=True)
+    await chain.send_boc(transfer(wallet, vector_keys).boc)
+    late = transfer(wallet, vector_keys, seqno=1, deployed=True)
     clock.now = NOW + 60  # valid_until <= now: expired
     with pytest.raises(MessageRejected) as caught:
         await chain.send_boc(late.boc)
@@ -314,9 +315,7 @@ async def test_undeployed_wallet_needs_state_init(
     chain: SimulatedChain, vector_keys: KeyPair
 ) -> None:
     wallet = await funded(chain, vector_keys, WalletVersion.V5R1)
-    signed = sign_transfer(
-        wallet, vector_keys, order(), seqno=0, valid_until=NOW + 60, deployed=True
-    )
+    signed = transfer(wallet, vector_keys, deployed=True)
     with pytest.raises(MessageRejected, match="not deployed"):
         await chain.send_boc(signed.boc)
 
@@ -338,9 +337,7 @@ async def test_wallet_without_money_cannot_pay_for_the_message(
     chain: SimulatedChain, vector_keys: KeyPair
 ) -> None:
     wallet = WalletContract(WalletVersion.V4R2, TonNetwork.TESTNET, vector_keys.public_key)
-    signed = sign_transfer(
-        wallet, vector_keys, order(), seqno=0, valid_until=NOW + 60, deployed=False
-    )
+    signed = transfer(wallet, vector_keys)
     with pytest.raises(MessageRejected, match="cannot pay"):
         await chain.send_boc(signed.boc)
     assert (await chain.get_account_state(wallet.raw_address)).status == "nonexist"
@@ -352,9 +349,7 @@ async def test_frozen_account_rejects_externals(
     wallet = WalletContract(WalletVersion.V4R2, TonNetwork.TESTNET, vector_keys.public_key)
     with chain._ledger.write() as ledger:
         ledger.put_account(LedgerAccount(wallet.raw_address, TON, "frozen"))
-    signed = sign_transfer(
-        wallet, vector_keys, order(), seqno=0, valid_until=NOW + 60, deployed=False
-    )
+    signed = transfer(wallet, vector_keys)
     with pytest.raises(MessageRejected, match="frozen"):
         await chain.send_boc(signed.boc)
 
@@ -365,14 +360,7 @@ async def test_bounceable_message_to_uninit_account_bounces_back(
 ) -> None:
     wallet = await funded(chain, vector_keys, version)
     await chain.send_boc(
-        sign_transfer(
-            wallet,
-            vector_keys,
-            order(BOB, TON // 2, bounce=True, comment="x"),
-            seqno=0,
-            valid_until=NOW + 60,
-            deployed=False,
-        ).boc
+        transfer(wallet, vector_keys, order(BOB, TON // 2, bounce=True, comment="x")).boc
     )
     assert (await chain.get_account_state(BOB)).balance == 0
     refund, sent, _ = await chain.get_transactions(wallet.raw_address, 10)
@@ -393,21 +381,10 @@ async def test_bounceable_message_to_active_wallet_is_credited(
 ) -> None:
     wallet = await funded(chain, vector_keys, WalletVersion.V4R2)
     peer = await funded(chain, other_keys(), WalletVersion.V5R1, TON)
-    await chain.send_boc(
-        sign_transfer(
-            peer, other_keys(), order(BOB, TON // 10), seqno=0, valid_until=NOW + 60, deployed=False
-        ).boc
-    )
+    await chain.send_boc(transfer(peer, other_keys(), order(BOB, TON // 10)).boc)
     before = (await chain.get_account_state(peer.raw_address)).balance
     await chain.send_boc(
-        sign_transfer(
-            wallet,
-            vector_keys,
-            order(peer.raw_address, TON, bounce=True),
-            seqno=0,
-            valid_until=NOW + 60,
-            deployed=False,
-        ).boc
+        transfer(wallet, vector_keys, order(peer.raw_address, TON, bounce=True)).boc
     )
     assert (await chain.get_account_state(peer.raw_address)).balance == before + TON
 
@@ -417,14 +394,7 @@ async def test_send_all_empties_the_wallet(
     chain: SimulatedChain, vector_keys: KeyPair, version: WalletVersion
 ) -> None:
     wallet = await funded(chain, vector_keys, version)
-    signed = sign_transfer(
-        wallet,
-        vector_keys,
-        order(amount=0, mode=SendMode.SEND_ALL),
-        seqno=0,
-        valid_until=NOW + 60,
-        deployed=False,
-    )
+    signed = transfer(wallet, vector_keys, order(amount=0, mode=SendMode.SEND_ALL))
     fee = await chain.emulate_fee(signed.boc)
     assert fee == FEES.external + FEES.deploy + FEES.forward
     await chain.send_boc(signed.boc)
@@ -437,9 +407,7 @@ async def test_too_large_amount_with_ignore_errors_burns_seqno_and_fee_only(
     chain: SimulatedChain, vector_keys: KeyPair, version: WalletVersion
 ) -> None:
     wallet = await funded(chain, vector_keys, version)
-    signed = sign_transfer(
-        wallet, vector_keys, order(amount=100 * TON), seqno=0, valid_until=NOW + 60, deployed=False
-    )
+    signed = transfer(wallet, vector_keys, order(amount=100 * TON))
     await chain.send_boc(signed.boc)
     assert await chain.get_seqno(wallet.raw_address) == 1
     assert (await chain.get_account_state(wallet.raw_address)).balance == (
@@ -525,11 +493,7 @@ async def test_get_methods(chain: SimulatedChain, vector_keys: KeyPair) -> None:
     wallet = await funded(chain, vector_keys, WalletVersion.V4R2)
     with pytest.raises(GetMethodFailed):
         await chain.run_get_method(wallet.raw_address, "seqno", [])
-    await chain.send_boc(
-        sign_transfer(
-            wallet, vector_keys, order(), seqno=0, valid_until=NOW + 60, deployed=False
-        ).boc
-    )
+    await chain.send_boc(transfer(wallet, vector_keys).boc)
     assert await chain.run_get_method(wallet.raw_address, "seqno", []) == [1]
     assert await chain.run_get_method(wallet.raw_address, "get_public_key", []) == [
         int.from_bytes(vector_keys.public_key, "big")
@@ -559,11 +523,7 @@ async def test_state_survives_restart_and_is_shared_between_instances(
     first, second = SimulatedChain(path, clock=Clock()), SimulatedChain(path, clock=Clock())
     await first.start()
     wallet = await funded(first, vector_keys, WalletVersion.V5R1)
-    await second.send_boc(
-        sign_transfer(
-            wallet, vector_keys, order(), seqno=0, valid_until=NOW + 60, deployed=False
-        ).boc
-    )
+    await second.send_boc(transfer(wallet, vector_keys).boc)
     assert await first.get_seqno(wallet.raw_address) == 1
     await first.aclose()
     await second.aclose()
@@ -612,9 +572,7 @@ async def test_non_wallet_account_rejects_externals(
                 bytes(Cell.empty().to_boc()),
             )
         )
-    signed = sign_transfer(
-        wallet, vector_keys, order(), seqno=1, valid_until=NOW + 60, deployed=True
-    )
+    signed = transfer(wallet, vector_keys, seqno=1, deployed=True)
     with pytest.raises(MessageRejected, match="not a standard wallet"):
         await chain.send_boc(signed.boc)
 
@@ -624,16 +582,7 @@ async def test_tiny_bounce_is_kept_entirely_as_fees(
 ) -> None:
     wallet = await funded(chain, vector_keys, WalletVersion.V4R2)
     tiny = FEES.bounce // 2
-    await chain.send_boc(
-        sign_transfer(
-            wallet,
-            vector_keys,
-            order(BOB, tiny, bounce=True),
-            seqno=0,
-            valid_until=NOW + 60,
-            deployed=False,
-        ).boc
-    )
+    await chain.send_boc(transfer(wallet, vector_keys, order(BOB, tiny, bounce=True)).boc)
     txs = await chain.get_transactions(wallet.raw_address, 10)
     assert len(txs) == 2  # the send and the mint: nothing came back
     assert (await chain.get_account_state(BOB)).balance == 0
