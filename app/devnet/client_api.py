@@ -76,7 +76,11 @@ class ClientApi:
     async def start(self) -> None:
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, self._host, self._port)
-        await self._site.start()
+        try:
+            await self._site.start()
+        except BaseException:  # e.g. the port is taken: leave nothing behind for the caller
+            await self.aclose()
+            raise
 
     async def aclose(self) -> None:
         self._site = None

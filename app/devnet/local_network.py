@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from app.core.observable import Observable
+from app.core.service import ServiceGroup
 from app.devnet.client_api import ClientApi
 from app.devnet.demand import DemandGenerator, DemandStatus
 from app.devnet.test_proxy import TestProxy
@@ -41,6 +42,9 @@ class LocalNetwork:
         self.demand = DemandGenerator(
             lambda: self.client_api.url, self.proxy.models, rate_per_minute=demand_per_minute
         )
+        self._group = ServiceGroup(
+            [("test proxy", self.proxy), ("client API", self.client_api), ("demand", self.demand)]
+        )
         self.status: Observable[LocalNetworkStatus] = Observable(LocalNetworkStatus())
         self._unsubscribe = self.demand.status.subscribe(lambda _: self.refresh())
         self._started = False
@@ -50,14 +54,7 @@ class LocalNetwork:
         return f"127.0.0.1:{self.proxy.port}"
 
     async def start(self) -> None:
-        await self.proxy.start()
-        try:
-            await self.client_api.start()
-            await self.demand.start()
-        except BaseException:
-            await self.client_api.aclose()
-            await self.proxy.aclose()
-            raise
+        await self._group.start()
         self._started = True
         self.refresh()
 
@@ -65,9 +62,7 @@ class LocalNetwork:
         if not self._started:
             return
         self._started = False
-        await self.demand.aclose()
-        await self.client_api.aclose()
-        await self.proxy.aclose()
+        await self._group.aclose()
         self.status.set(LocalNetworkStatus())
 
     def refresh(self) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+
 import aiohttp
+import pytest
 
 from app.devnet.local_network import LocalNetwork, LocalNetworkStatus
 
@@ -25,3 +28,16 @@ async def test_starts_and_stops_on_loopback() -> None:
         await network.aclose()
     assert network.status.value == LocalNetworkStatus()
     await network.aclose()  # idempotent
+
+
+async def test_a_taken_client_port_fails_the_start_and_stops_the_proxy() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        network = LocalNetwork(demand_per_minute=0, client_port=taken.getsockname()[1])
+        with pytest.raises(OSError, match=r"(?i)address already in use"):
+            await network.start()
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = network.proxy.port
+    assert network.status.value == LocalNetworkStatus()
+    await network.aclose()
