@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from app.ui.dialogs.building_blocks import button_row, message_label
 from app.ui.dialogs.withdraw_review import receipt_text, review_lines, ton
 from app.ui.qt_async import async_slot
+from app.ui.theme import restyle
 from app.ui.viewmodels.wallet import Failure, WalletViewModel
 from app.wallet.pending import SendStatus
 from app.wallet.transfer import MAX_COMMENT_CHARS
@@ -161,10 +162,8 @@ class WithdrawDialog(QDialog):
 
     @staticmethod
     def _note(label: QLabel, kind: str, text: str) -> None:
-        label.setObjectName(kind)
         label.setText(text)
-        label.style().unpolish(label)  # the style sheet selects on objectName: re-apply it
-        label.style().polish(label)
+        restyle(label, kind)
 
     def current_request(self) -> WithdrawalRequest:
         return WithdrawalRequest(

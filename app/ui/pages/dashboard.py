@@ -14,6 +14,7 @@ from app.network.earning import YOUR_SERVER, EarningStatus
 from app.network.jobs import DayTotals, JobRecord
 from app.ui.pages.page import Card, Page
 from app.ui.qt_async import async_slot
+from app.ui.theme import restyle
 from app.ui.viewmodels.app_status import AppStatusViewModel
 from app.ui.viewmodels.earning import EarningViewModel
 from app.ui.viewmodels.telemetry import EnergyView, TelemetryViewModel
@@ -164,10 +165,7 @@ class DashboardPage(Page):
         self.detail_label.setText(" · ".join(details))
         running = status.phase in {"earning", "paused", "starting"}
         self.start_button.setText("Stop" if running else "Start earning")
-        self.start_button.setObjectName("Stop" if running else "Primary")
-        # A new object name only takes effect in the style sheet after a re-polish.
-        self.start_button.style().unpolish(self.start_button)
-        self.start_button.style().polish(self.start_button)
+        restyle(self.start_button, "Stop" if running else "Primary")
         self.status_card.show_value(*_engine_card(status))
         serving = status.serving
         if serving is not None and serving.served != self._served_seen:

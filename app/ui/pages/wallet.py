@@ -33,6 +33,7 @@ from app.ui.pages.page import Card, Page
 from app.ui.pages.wallet_access import SetupView, UnlockView
 from app.ui.pages.wallet_history import HistoryTable
 from app.ui.qt_async import async_slot
+from app.ui.theme import restyle
 from app.ui.viewmodels.wallet import Failure, HistoryView, WalletViewModel
 from app.wallet.keyring_cache import KeyringStatus
 from app.wallet.wallet_state import WalletState
@@ -237,16 +238,12 @@ class WalletPage(Page):
     def _say(self, result: object, success: str = "") -> bool:
         """Show a command's failure (or ``success``) in the page's message line."""
         if isinstance(result, Failure):
-            self.message.setObjectName("Error")
             self.message.setText(result.text)
-            ok = False
-        else:
-            self.message.setObjectName("Muted")
-            self.message.setText(success)
-            ok = True
-        self.message.style().unpolish(self.message)
-        self.message.style().polish(self.message)
-        return ok
+            restyle(self.message, "Error")
+            return False
+        self.message.setText(success)
+        restyle(self.message, "Muted")
+        return True
 
     # -- commands (public so tests can await them; buttons reach them through slots) --------
 
