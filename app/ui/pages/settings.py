@@ -24,6 +24,7 @@ from app.core.errors import UserFacingError
 from app.core.settings import SECTIONS, Settings
 from app.core.settings_store import SettingsStore
 from app.ui.pages.page import Page
+from app.ui.theme import restyle
 
 _TITLES = {
     "general": "General",
@@ -79,13 +80,11 @@ class SettingsPage(Page):
         try:
             self._store.update(change)
         except UserFacingError as exc:
-            self.message.setObjectName("Error")
             self.message.setText(exc.describe())
-            self.message.setStyleSheet("")
+            restyle(self.message, "Error")
             return False
-        self.message.setObjectName("Muted")
         self.message.setText("Saved.")
-        self.message.setStyleSheet("")
+        restyle(self.message, "Muted")
         return True
 
 
