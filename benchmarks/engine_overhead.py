@@ -112,15 +112,7 @@ async def engine(
     )
     await supervisor.start()
     try:
-        # Poll instead of wait_ready(): right after start() the status may still read "stopped".
-        for _ in range(3000):
-            status = supervisor.status.value
-            if status.state in ("ready", "failed"):
-                break
-            await asyncio.sleep(0.1)
-        if status.endpoint is None:
-            raise RuntimeError(f"the supervised engine did not start: {status.reason}")
-        yield status.endpoint
+        yield await supervisor.wait_ready()
     finally:
         await supervisor.aclose()
 
