@@ -13,9 +13,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
-from app.network.answer import ERROR_PROTOVIOLATION
+from app.network.answer import ERROR_PROTOVIOLATION, Headers
 from app.network.connection import Connection, QueryRejectedError
+from app.network.request_validation import base_model_name
 from app.network.tl import TLError, TLObject, decode, encode
+from app.network.worker_config import MAX_COEFFICIENT
 
 if TYPE_CHECKING:
     from app.devnet.test_proxy import TestProxy
@@ -32,7 +34,7 @@ class AnswerHead:
     http_version: str
     status: int
     reason: str
-    headers: tuple[tuple[str, str], ...]
+    headers: Headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +106,7 @@ class WorkerLink:
 
     @property
     def base_model(self) -> str:
-        return self.model.partition("@")[0]
+        return base_model_name(self.model)
 
     @property
     def capacity(self) -> int:
@@ -160,7 +162,7 @@ class WorkerLink:
             self._reject_and_close("is_test mismatch")
         if not params["model"]:
             self._reject_and_close("empty model")
-        if not 0 <= params["coefficient"] < 10**9:
+        if not 0 <= params["coefficient"] <= MAX_COEFFICIENT:
             self._reject_and_close("bad coefficient")
         if params["max_active_requests"] < 1 or params["proxy_cnt"] < 1:
             self._reject_and_close("bad capacity")

@@ -23,7 +23,7 @@ from app.network.proxy_session import (
     SessionTimers,
 )
 from app.network.vouchers import VoucherStore
-from app.network.worker_config import ProxyAddress, WorkerConfig
+from app.network.worker_config import MAX_COEFFICIENT, ProxyAddress, WorkerConfig
 
 _log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class CocoonWorker:
 
     def set_coefficient(self, coefficient: int) -> None:
         """Change the price coefficient ×1000 on every link (and for future handshakes)."""
-        if not 0 <= coefficient < 10**9:
+        if not 0 <= coefficient <= MAX_COEFFICIENT:
             raise ValueError("coefficient must be in [0, 10^9)")
         self._coefficient = coefficient
         for session in self._sessions():

@@ -152,6 +152,8 @@ async def test_enable_disable_and_coefficient_reach_the_proxy(server: RequestSer
         assert worker.status.value.coefficient == 2000
         with pytest.raises(ValueError, match="coefficient"):
             worker.set_coefficient(-1)
+        with pytest.raises(ValueError, match="coefficient"):
+            worker.set_coefficient(10**9)
         worker.set_enabled(False, source="thermal")
         await wait_for(lambda: not link.enabled, "disabled")
         worker.set_enabled(False)
