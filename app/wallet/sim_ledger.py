@@ -11,14 +11,12 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from app.core.money import Nanoton
 from app.wallet.chain import (
     AccountState,
-    AccountStatus,
     ChainError,
     ChainTransaction,
     InboundMessage,
@@ -36,35 +34,7 @@ CREATE TABLE IF NOT EXISTS transactions (
     PRIMARY KEY (account, lt)
 );
 """
-_ZERO_HASH = b"\x00" * 32
 _BUSY_TIMEOUT_S = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerAccount:
-    """An account row; a missing row is a ``nonexist`` account with zero balance."""
-
-    address: str
-    balance: int
-    status: AccountStatus
-    code: bytes | None = None
-    data: bytes | None = None
-    last_lt: int = 0
-    last_hash: bytes = _ZERO_HASH
-
-    def with_balance(self, balance: int) -> LedgerAccount:
-        return replace(self, balance=balance)
-
-    def state(self) -> AccountState:
-        return AccountState(
-            address=self.address,
-            balance=Nanoton(self.balance),
-            status=self.status,
-            code=self.code,
-            data=self.data,
-            last_tx_lt=self.last_lt,
-            last_tx_hash=self.last_hash,
-        )
 
 
 class Ledger:
@@ -103,7 +73,7 @@ class Ledger:
                 raise
             conn.execute("COMMIT" if commit else "ROLLBACK")
 
-    def account(self, address: str) -> LedgerAccount:
+    def account(self, address: str) -> AccountState:
         with self._lock:
             return LedgerWriter(self._connection()).account(address)
 
@@ -129,18 +99,19 @@ class LedgerWriter:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
-    def account(self, address: str) -> LedgerAccount:
+    def account(self, address: str) -> AccountState:
+        """The account's row; a missing row is a ``nonexist`` account with zero balance."""
         row = self._conn.execute(
             "SELECT balance, status, code, data, last_lt, last_hash FROM accounts "
             "WHERE address = ?",
             (address,),
         ).fetchone()
         if row is None:
-            return LedgerAccount(address, 0, "nonexist")
+            return AccountState(address, Nanoton(0), "nonexist")
         balance, status, code, data, last_lt, last_hash = row
-        return LedgerAccount(address, balance, status, code, data, last_lt, last_hash)
+        return AccountState(address, Nanoton(balance), status, code, data, last_lt, last_hash)
 
-    def put_account(self, account: LedgerAccount) -> None:
+    def put_account(self, account: AccountState) -> None:
         self._conn.execute(
             "INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
@@ -149,8 +120,8 @@ class LedgerWriter:
                 account.status,
                 account.code,
                 account.data,
-                account.last_lt,
-                account.last_hash,
+                account.last_tx_lt,
+                account.last_tx_hash,
             ),
         )
 

@@ -38,7 +38,7 @@ from app.wallet.chain import (
     text_comment,
     wallet_seqno,
 )
-from app.wallet.sim_ledger import Ledger, LedgerAccount, LedgerWriter, encode_transaction
+from app.wallet.sim_ledger import Ledger, LedgerWriter, encode_transaction
 from app.wallet.wallet_messages import (
     ExitCode,
     ExternalEnvelope,
@@ -78,7 +78,7 @@ class FeeModel:
 class _Outcome:
     """What one accepted external did to its wallet."""
 
-    account: LedgerAccount
+    account: AccountState
     fees: int
     sends: list[tuple[OutAction, int]]
     exit_code: int
@@ -127,8 +127,7 @@ class SimulatedChain:
 
     async def get_account_state(self, address: str) -> AccountState:
         raw = raw_address(address)
-        account = await self._run(lambda: self._ledger.account(raw), "read an account")
-        return account.state()
+        return await self._run(lambda: self._ledger.account(raw), "read an account")
 
     async def get_seqno(self, address: str) -> int:
         return wallet_seqno(await self.get_account_state(address))
@@ -240,7 +239,7 @@ class SimulatedChain:
             return tx.total_fees
 
     def _execute(
-        self, account: LedgerAccount, envelope: ExternalEnvelope, *, check_signature: bool
+        self, account: AccountState, envelope: ExternalEnvelope, *, check_signature: bool
     ) -> _Outcome:
         code_boc, data_boc, fee = account.code, account.data, self.fees.external
         status = account.status
@@ -276,7 +275,7 @@ class SimulatedChain:
             ) from refused
         accepted = replace(
             account,
-            balance=account.balance - fee,
+            balance=Nanoton(account.balance - fee),
             status="active",
             code=code_boc,
             data=bytes(bump_seqno(kind, data).to_boc()),
@@ -287,12 +286,14 @@ class SimulatedChain:
 
     def _run_actions(
         self,
-        before: LedgerAccount,
-        accepted: LedgerAccount,
+        before: AccountState,
+        accepted: AccountState,
         fee: int,
         actions: tuple[OutAction, ...],
     ) -> _Outcome:
-        balance, sends, destroy = accepted.balance, [], False
+        balance: int = accepted.balance
+        sends: list[tuple[OutAction, int]] = []
+        destroy = False
         for action in actions:
             forward = self.fees.forward
             if action.mode & _MODE_CARRY_ALL:
@@ -305,14 +306,15 @@ class SimulatedChain:
                 if action.mode & _MODE_IGNORE_ERRORS:
                     continue
                 # A failed action phase rolls the whole state back (seqno too): only fees go.
-                return _Outcome(before.with_balance(before.balance - fee), fee, [], 0, False, True)
+                rolled_back = replace(before, balance=Nanoton(before.balance - fee))
+                return _Outcome(rolled_back, fee, [], 0, False, True)
             balance -= cost
             fee += forward
             sends.append((action, delivered))
             destroy = destroy or bool(action.mode & _MODE_DESTROY_IF_EMPTY)
-        account = accepted.with_balance(balance)
+        account = replace(accepted, balance=Nanoton(balance))
         if destroy and balance == 0:
-            account = LedgerAccount(account.address, 0, "nonexist")
+            account = AccountState(account.address, Nanoton(0), "nonexist")
         return _Outcome(account, fee, sends, _NO_ACTIONS_EXIT, True, False)
 
     def _record_external(
@@ -350,7 +352,7 @@ class SimulatedChain:
         in_msg = InboundMessage(False, source, Nanoton(value), text_comment(body), bounced, bounce)
         if target.status == "active" or not bounce:
             status = "uninit" if target.status == "nonexist" else target.status
-            credited = replace(target, balance=target.balance + value, status=status)
+            credited = replace(target, balance=Nanoton(target.balance + value), status=status)
             return self._new_tx(ledger, credited, in_msg=in_msg, compute=(True, 0))
         # Bounceable message to an account without code: it comes back minus the bounce fee.
         tx = self._new_tx(
@@ -372,7 +374,7 @@ class SimulatedChain:
     def _new_tx(
         self,
         ledger: LedgerWriter,
-        account: LedgerAccount,
+        account: AccountState,
         *,
         in_msg: InboundMessage,
         out_msgs: tuple[OutboundMessage, ...] = (),
@@ -388,8 +390,8 @@ class SimulatedChain:
             hash=b"",
             lt=lt,
             utime=self._clock(),
-            prev_lt=account.last_lt,
-            prev_hash=account.last_hash,
+            prev_lt=account.last_tx_lt,
+            prev_hash=account.last_tx_hash,
             in_msg=in_msg,
             out_msgs=out_msgs,
             total_fees=Nanoton(fees),
@@ -403,7 +405,7 @@ class SimulatedChain:
         digest = hashlib.sha256(json.dumps(encode_transaction(draft), sort_keys=True).encode())
         tx = replace(draft, hash=digest.digest())
         ledger.add_transaction(tx)
-        ledger.put_account(replace(account, last_lt=lt, last_hash=tx.hash))
+        ledger.put_account(replace(account, last_tx_lt=lt, last_tx_hash=tx.hash))
         return tx
 
 

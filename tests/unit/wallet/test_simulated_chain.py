@@ -18,10 +18,15 @@ from pytoniq_core.tlb.block import CurrencyCollection
 from pytoniq_core.tlb.transaction import ExternalMsgInfo, InternalMsgInfo, MessageAny
 
 from app.core.money import Nanoton
-from app.wallet.chain import ChainError, ChainTimeout, GetMethodFailed, MessageRejected
+from app.wallet.chain import (
+    AccountState,
+    ChainError,
+    ChainTimeout,
+    GetMethodFailed,
+    MessageRejected,
+)
 from app.wallet.contracts import TonNetwork, WalletContract, WalletVersion
 from app.wallet.mnemonic import KeyPair
-from app.wallet.sim_ledger import LedgerAccount
 from app.wallet.simulated_chain import FAUCET_ADDRESS, FeeModel, SimulatedChain
 from app.wallet.transfer import SendMode, SignedTransfer, TransferOrder, sign_transfer
 
@@ -348,7 +353,7 @@ async def test_frozen_account_rejects_externals(
 ) -> None:
     wallet = WalletContract(WalletVersion.V4R2, TonNetwork.TESTNET, vector_keys.public_key)
     with chain._ledger.write() as ledger:
-        ledger.put_account(LedgerAccount(wallet.raw_address, TON, "frozen"))
+        ledger.put_account(AccountState(wallet.raw_address, Nanoton(TON), "frozen"))
     signed = transfer(wallet, vector_keys)
     with pytest.raises(MessageRejected, match="frozen"):
         await chain.send_boc(signed.boc)
@@ -564,9 +569,9 @@ async def test_non_wallet_account_rejects_externals(
     other_code = Builder().store_uint(0xC0DE, 16).end_cell()
     with chain._ledger.write() as ledger:
         ledger.put_account(
-            LedgerAccount(
+            AccountState(
                 wallet.raw_address,
-                TON,
+                Nanoton(TON),
                 "active",
                 bytes(other_code.to_boc()),
                 bytes(Cell.empty().to_boc()),
