@@ -134,3 +134,28 @@ async def test_a_client_that_goes_away_frees_the_slot(rig: _Rig) -> None:
     await asyncio.gather(pending, return_exceptions=True)
     link = rig.link
     await wait_for(lambda: not link.running, "request abandoned")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"{not json", 400, "request body is not JSON"),
+        (b"\xff\xfe", 400, "request body is not JSON"),
+        (b"[1, 2]", 400, "a JSON object with a 'model' string"),
+        (b'{"model": 7}', 400, "a JSON object with a 'model' string"),
+        (b'{"model": "Qwen/Qwen3-8B", "timeout": 0}', 400, "'timeout' must be a positive"),
+        (b'{"model": "Qwen/Qwen3-8B", "timeout": true}', 400, "'timeout' must be a positive"),
+        (b'{"model": "Qwen/Qwen3-8B", "timeout": "5"}', 400, "'timeout' must be a positive"),
+        (b'{"model": "other/Model"}', 503, "no worker is available for model 'other/Model'"),
+    ],
+)
+async def test_bad_client_requests_are_refused_before_any_worker(
+    rig: _Rig, body: bytes, status: int, message: str
+) -> None:
+    url = f"{rig.api.url}/v1/chat/completions"
+    async with rig.session.post(url, data=body) as response:
+        assert response.status == status
+        error = (await response.json())["error"]
+        assert message in error["message"]
+        assert error["code"] == status
+    assert not rig.link.running
