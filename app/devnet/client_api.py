@@ -10,12 +10,19 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
 from app.devnet.test_proxy import NoWorkerAvailableError, TestProxy
-from app.devnet.worker_link import AnswerChunk, AnswerEnd, AnswerFailed, AnswerHead
+from app.devnet.worker_link import (
+    AnswerChunk,
+    AnswerEnd,
+    AnswerEvent,
+    AnswerFailed,
+    AnswerHead,
+)
 from app.network.tl import TLObject, encode
 
 _log = logging.getLogger(__name__)
@@ -139,7 +146,9 @@ class ClientApi:
         finally:
             query.abandon()
 
-    async def _relay(self, request: web.Request, events: Any) -> web.StreamResponse:
+    async def _relay(
+        self, request: web.Request, events: AsyncIterator[AnswerEvent]
+    ) -> web.StreamResponse:
         response: web.StreamResponse | None = None
         async for event in events:
             if isinstance(event, AnswerHead):
