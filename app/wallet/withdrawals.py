@@ -20,6 +20,7 @@ import nacl.utils
 
 from app.core.errors import UserFacingError
 from app.core.money import Nanoton, format_ton, parse_ton
+from app.core.settings import WalletSettings
 from app.wallet.addresses import ParsedAddress, parse_address
 from app.wallet.chain import (
     AccountState,
@@ -71,7 +72,7 @@ DEFAULT_FEE = Nanoton(15_000_000)  # 0.015 TON when the backend cannot emulate
 FEE_FACTOR_PERCENT = 105  # emulated fees × 1.05
 _HISTORY_PAGE = 16
 _HISTORY_MARGIN_S = 600  # clock differences between this machine and the liteserver
-DEFAULT_LARGE_FIRST_SEND = Nanoton(10 * 10**9)  # settings: wallet.large_first_send_nanoton
+DEFAULT_LARGE_FIRST_SEND = Nanoton(WalletSettings().large_first_send_nanoton)
 
 
 class WithdrawalError(UserFacingError):
