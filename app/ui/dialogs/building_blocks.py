@@ -56,6 +56,10 @@ class GuardedDialog(QDialog):
         super().__init__(parent)
         self._working = False
 
+    @property
+    def is_working(self) -> bool:
+        return self._working
+
     @contextlib.contextmanager
     def working(self, *widgets: QWidget) -> Iterator[None]:
         """Disable ``widgets`` and refuse to close until the block ends."""

@@ -14,7 +14,6 @@ from typing import Final
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
-    QDialog,
     QFormLayout,
     QFrame,
     QHBoxLayout,
@@ -27,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.dialogs.building_blocks import button_row, message_label
+from app.ui.dialogs.building_blocks import GuardedDialog, button_row, message_label
 from app.ui.dialogs.withdraw_review import receipt_text, review_lines, ton
 from app.ui.qt_async import async_slot
 from app.ui.theme import restyle
@@ -44,7 +43,7 @@ _MEMO_HINT = (
 DETAILS, REVIEW, RESULT = 0, 1, 2
 
 
-class WithdrawDialog(QDialog):
+class WithdrawDialog(GuardedDialog):
     """Sends TON from the active wallet; ``request`` pre-fills the form (e.g. a top-up);
     ``poll_s`` is how often a pending transfer is re-checked."""
 
@@ -63,7 +62,6 @@ class WithdrawDialog(QDialog):
         self._vm = view_model
         self._plan: WithdrawalPlan | None = None
         self._request: WithdrawalRequest | None = None
-        self._sending = False
         self._follow: asyncio.Task[None] | None = None
         self.status: SendStatus | None = None  # the last receipt's status
         self.confirmations: dict[WarningKind, QCheckBox] = {}
@@ -253,7 +251,7 @@ class WithdrawDialog(QDialog):
 
     def _update_send_enabled(self) -> None:
         confirmed = all(check.isChecked() for check in self.confirmations.values())
-        self.send_button.setEnabled(confirmed and not self._sending)
+        self.send_button.setEnabled(confirmed and not self.is_working)
 
     @async_slot()
     async def _on_send(self) -> None:
@@ -261,20 +259,17 @@ class WithdrawDialog(QDialog):
 
     async def send(self) -> bool:
         """Sign and broadcast the reviewed plan; shows the result step unless it was refused."""
-        if self._plan is None or self._request is None or self._sending:
+        if self._plan is None or self._request is None or self.is_working:
             return False
         confirmed = frozenset(k for k, check in self.confirmations.items() if check.isChecked())
-        self._sending = True
-        self._update_send_enabled()
-        self.close_button.setEnabled(False)
         self.result_title.setText("Sending…")
         self.result_detail.setText("Signing and handing the transfer to the network.")
         self.steps.setCurrentIndex(RESULT)
         try:
-            receipt = await self._vm.withdraw(self._plan, self._request, confirmed)
+            # Esc and Close are refused until the outcome is known.
+            with self.working(self.send_button, self.close_button):
+                receipt = await self._vm.withdraw(self._plan, self._request, confirmed)
         finally:
-            self._sending = False
-            self.close_button.setEnabled(True)
             self._update_send_enabled()
         if isinstance(receipt, Failure):
             self.steps.setCurrentIndex(REVIEW)
@@ -316,11 +311,6 @@ class WithdrawDialog(QDialog):
         )
 
     # -- closing ----------------------------------------------------------------------------
-
-    def reject(self) -> None:
-        if self._sending:
-            return  # the transfer is being signed and broadcast: wait for its outcome
-        super().reject()
 
     def done(self, code: int) -> None:
         if self._follow is not None and not self._follow.done():
