@@ -25,7 +25,7 @@ DEFAULT_MULTIPLIER = 10_000
 _ONE_TON = Nanoton(1_000_000_000)
 _MAX_STRUCT_VERSION = 3
 _HINT = "The root contract's data does not have the expected COCOON layout."
-_JSON_HINT = "Check the fake-TON configuration file (the reference's rootConfig.pseudo JSON)."
+FAKE_TON_HINT = "Check the fake-TON configuration file (the reference's rootConfig.pseudo JSON)."
 
 
 class RootConfigError(UserFacingError):
@@ -256,7 +256,9 @@ def parse_fake_ton_config(config: str | bytes | Mapping[str, Any]) -> RootConfig
         owner = Address(owner_text).to_str(is_user_friendly=False)  # type: ignore[no-untyped-call]
     except Exception as exc:
         # pytoniq_core raises several exception types for a malformed address string.
-        raise RootConfigError("root_owner_address is not a TON address.", hint=_JSON_HINT) from exc
+        raise RootConfigError(
+            "root_owner_address is not a TON address.", hint=FAKE_TON_HINT
+        ) from exc
     models = set(_json_hashes(obj, "model_hashes"))
     for name in _json_list(obj, "model_types", str):
         models.add(hashlib.sha256(name.partition("@")[0].encode()).digest())
@@ -294,16 +296,18 @@ def _load_json(config: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
             config = json.loads(config)
         except (ValueError, UnicodeDecodeError) as exc:
             raise RootConfigError(
-                "The fake-TON configuration is not JSON.", hint=_JSON_HINT
+                "The fake-TON configuration is not JSON.", hint=FAKE_TON_HINT
             ) from exc
     if not isinstance(config, Mapping):
-        raise RootConfigError("The fake-TON configuration is not a JSON object.", hint=_JSON_HINT)
+        raise RootConfigError(
+            "The fake-TON configuration is not a JSON object.", hint=FAKE_TON_HINT
+        )
     return config
 
 
 def _bad(key: str, expected: str) -> RootConfigError:
     return RootConfigError(
-        f"{key} in the fake-TON configuration must be {expected}.", hint=_JSON_HINT
+        f"{key} in the fake-TON configuration must be {expected}.", hint=FAKE_TON_HINT
     )
 
 

@@ -16,6 +16,7 @@ from typing import Protocol
 from app.core.errors import UserFacingError
 from app.core.observable import Observable
 from app.network.root_config import (
+    FAKE_TON_HINT,
     RootConfig,
     RootConfigError,
     parse_fake_ton_config,
@@ -39,7 +40,6 @@ DEFAULT_READ_TIMEOUT = 30.0
 #: A fake-TON JSON with all three contract codes is tens of KiB; far larger is not one.
 MAX_CONFIG_FILE_BYTES = 4 * 1024 * 1024
 _FILE_TIMEOUT = 10.0
-_FILE_HINT = "Check the fake-TON configuration file (the reference's rootConfig.pseudo JSON)."
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,18 +261,18 @@ def _read_config_file(path: Path) -> RootConfig:
             data = f.read(MAX_CONFIG_FILE_BYTES + 1)
     except FileNotFoundError:
         raise RootConfigError(
-            f"The fake-TON configuration {path} does not exist.", hint=_FILE_HINT
+            f"The fake-TON configuration {path} does not exist.", hint=FAKE_TON_HINT
         ) from None
     except OSError as exc:
         raise RootConfigError(
             f"The fake-TON configuration {path} cannot be read: {exc.strerror or exc}.",
-            hint=_FILE_HINT,
+            hint=FAKE_TON_HINT,
         ) from None
     if len(data) > MAX_CONFIG_FILE_BYTES:
         raise RootConfigError(
             f"The fake-TON configuration {path} is larger than "
             f"{MAX_CONFIG_FILE_BYTES // (1024 * 1024)} MiB.",
-            hint=_FILE_HINT,
+            hint=FAKE_TON_HINT,
         )
     return parse_fake_ton_config(data)
 
