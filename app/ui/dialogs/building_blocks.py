@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from app.ui.viewmodels.wallet import Failure
 
 
 def message_label(kind: str = "Error") -> QLabel:
@@ -72,6 +74,20 @@ class GuardedDialog(QDialog):
             self._working = False
             for widget in widgets:
                 widget.setEnabled(True)
+
+    async def finish_with(
+        self, command: Awaitable[Failure | None], note: QLabel, busy: str, *widgets: QWidget
+    ) -> bool:
+        """Run ``command`` (``busy`` in ``note``, ``widgets`` disabled): accept the dialog when it
+        succeeds, or show its failure in ``note``. True when the dialog was accepted."""
+        note.setText(busy)
+        with self.working(*widgets):
+            result = await command
+        if isinstance(result, Failure):
+            note.setText(result.text)
+            return False
+        self.accept()
+        return True
 
     def reject(self) -> None:
         if not self._working:

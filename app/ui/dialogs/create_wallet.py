@@ -170,14 +170,12 @@ class CreateWalletDialog(GuardedDialog):
         if isinstance(password, Failure):
             self.password_error.setText(password.text)
             return False
-        self.password_error.setText("Encrypting the wallet…")
-        with self.working(self.create_button):
-            result = await self._vm.save_new_wallet(self._mnemonic, password)
-        if isinstance(result, Failure):
-            self.password_error.setText(result.text)
-            return False
-        self.accept()
-        return True
+        return await self.finish_with(
+            self._vm.save_new_wallet(self._mnemonic, password),
+            self.password_error,
+            "Encrypting the wallet…",
+            self.create_button,
+        )
 
     def done(self, code: int) -> None:
         self._wipe()

@@ -76,14 +76,12 @@ class ImportWalletDialog(GuardedDialog):
         if isinstance(password, Failure):
             self.error.setText(password.text)
             return False
-        self.error.setText("Checking the phrase and encrypting the wallet…")
-        with self.working(self.import_button):
-            result = await self._vm.import_wallet(self.phrase.toPlainText(), password)
-        if isinstance(result, Failure):
-            self.error.setText(result.text)
-            return False
-        self.accept()
-        return True
+        return await self.finish_with(
+            self._vm.import_wallet(self.phrase.toPlainText(), password),
+            self.error,
+            "Checking the phrase and encrypting the wallet…",
+            self.import_button,
+        )
 
     def done(self, code: int) -> None:
         self.phrase.clear()

@@ -93,14 +93,7 @@ class NewPasswordDialog(GuardedDialog):
         if isinstance(password, Failure):
             self.error.setText(password.text)
             return False
-        self.error.setText("Working…")
-        with self.working(self.buttons):
-            result = await self._action(password)
-        if isinstance(result, Failure):
-            self.error.setText(result.text)
-            return False
-        self.accept()
-        return True
+        return await self.finish_with(self._action(password), self.error, "Working…", self.buttons)
 
     def done(self, code: int) -> None:
         self.fields.clear()  # secrets do not outlive the dialog
