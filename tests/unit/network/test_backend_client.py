@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -64,14 +64,6 @@ async def read_request(reader: asyncio.StreamReader) -> bytes:
         if line.lower().startswith(b"content-length:"):
             length = int(line.split(b":")[1])
     return head + await reader.readexactly(length)
-
-
-@pytest.fixture
-async def mock() -> AsyncIterator[MockBackend]:
-    backend = MockBackend(MockBackendConfig(chunks=5, chunk_bytes=16))
-    await backend.start()
-    yield backend
-    await backend.aclose()
 
 
 async def fetch(

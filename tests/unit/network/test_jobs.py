@@ -7,7 +7,6 @@ import json
 import sqlite3
 import stat
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import cast
 
@@ -48,14 +47,6 @@ def record(n: int = 1, *, status: str = "ok", finished_at: float | None = None) 
         started_at=end - 1.0,
         finished_at=end,
     )
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[JobStore]:
-    jobs = JobStore(tmp_path / "jobs.sqlite3")
-    await jobs.start()
-    yield jobs
-    await jobs.aclose()
 
 
 async def test_records_round_trip_newest_first(store: JobStore) -> None:

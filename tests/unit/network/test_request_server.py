@@ -90,14 +90,6 @@ def query(n: int = 1, **changes: Any) -> QueryContext:
 
 
 @pytest.fixture
-async def mock() -> AsyncIterator[MockBackend]:
-    backend = MockBackend(MockBackendConfig(chunks=5, chunk_bytes=16))
-    await backend.start()
-    yield backend
-    await backend.aclose()
-
-
-@pytest.fixture
 async def server(mock: MockBackend) -> AsyncIterator[RequestServer]:
     rs = RequestServer(
         mock.endpoint, model=MODEL + "@abc:def", billing=BillingParams(price_per_token=2)

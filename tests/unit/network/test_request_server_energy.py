@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -71,22 +69,6 @@ class FailingSink(RecordingSink):
 
     async def part(self, data: bytes, final: FinalInfo | None = None) -> None:
         raise RuntimeError("sink bug")
-
-
-@pytest.fixture
-async def mock() -> AsyncIterator[MockBackend]:
-    backend = MockBackend(MockBackendConfig(chunks=5, chunk_bytes=16))
-    await backend.start()
-    yield backend
-    await backend.aclose()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[JobStore]:
-    jobs = JobStore(tmp_path / "jobs.sqlite3")
-    await jobs.start()
-    yield jobs
-    await jobs.aclose()
 
 
 def _server(
