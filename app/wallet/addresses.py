@@ -66,6 +66,11 @@ class ParsedAddress:
     def forms(self) -> AddressForms:
         return address_forms(self.address)
 
+    def bounce_to(self, active: bool) -> bool:
+        """The bounce flag of a send here (docs §5.2): only when the account is ``active`` and
+        the address does not ask for non-bounceable."""
+        return active and self.bounceable is not False
+
 
 def parse_address(text: str, network: TonNetwork) -> ParsedAddress:
     """Parse ``text`` strictly for ``network``; raises :class:`AddressError` on any problem."""

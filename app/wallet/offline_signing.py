@@ -16,13 +16,7 @@ from app.core.money import Nanoton, format_ton, parse_ton
 from app.wallet.addresses import ParsedAddress, parse_address
 from app.wallet.contracts import WalletContract
 from app.wallet.mnemonic import KeyPair
-from app.wallet.transfer import (
-    SendMode,
-    SignedTransfer,
-    TransferOrder,
-    check_comment,
-    sign_transfer,
-)
+from app.wallet.transfer import SignedTransfer, check_comment, send_order, sign_transfer
 
 DestinationState = Literal["uninit", "active"]
 _UINT32_MAX = 0xFFFF_FFFF
@@ -90,15 +84,8 @@ def sign_offline(
             "--valid-until must be a Unix time (seconds) in the future.",
             hint="For example the network time plus 300.",
         )
-    # Bounce only when the address asks for it and the account can bounce (docs §5.2).
-    bounce = destination_state == "active" and parsed.bounceable is not False
-    order = TransferOrder(
-        destination=parsed.address,
-        amount=value,
-        bounce=bounce,
-        mode=SendMode.SEND_ALL if send_all else SendMode.PAY_FEES_SEPARATELY,
-        comment=comment,
-    )
+    bounce = parsed.bounce_to(destination_state == "active")
+    order = send_order(parsed.address, value, send_all=send_all, bounce=bounce, comment=comment)
     signed = sign_transfer(
         contract, keys, order, seqno=seqno, valid_until=valid_until, deployed=seqno > 0
     )

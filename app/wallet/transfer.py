@@ -56,6 +56,19 @@ class TransferOrder:
     comment: str | None = None
 
 
+def send_mode(send_all: bool) -> SendMode:
+    return SendMode.SEND_ALL if send_all else SendMode.PAY_FEES_SEPARATELY
+
+
+def send_order(
+    destination: Address, amount: Nanoton, *, send_all: bool, bounce: bool, comment: str | None
+) -> TransferOrder:
+    """An order for ``amount`` (mode 3), or for everything left (mode 130, amount 0)."""
+    return TransferOrder(
+        destination, Nanoton(0) if send_all else amount, bounce, send_mode(send_all), comment
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class SignedTransfer:
     """A signed external message ready to broadcast, and what is needed to track it."""

@@ -41,7 +41,7 @@ from app.wallet.pending import (
     SendStatus,
     find_outcome,
 )
-from app.wallet.transfer import SendMode, TransferOrder, check_comment, sign_transfer
+from app.wallet.transfer import SendMode, check_comment, send_mode, send_order, sign_transfer
 from app.wallet.withdrawal_warnings import (
     WarningKind,
     WithdrawalWarning,
@@ -112,7 +112,7 @@ class WithdrawalPlan:
 
     @property
     def mode(self) -> SendMode:
-        return SendMode.SEND_ALL if self.send_all else SendMode.PAY_FEES_SEPARATELY
+        return send_mode(self.send_all)
 
 
 class Withdrawals:
@@ -158,7 +158,7 @@ class Withdrawals:
             raise WithdrawalError("This wallet is frozen on the chain and cannot send.")
         dest_state = await self._chain.get_account_state(parsed.raw)
         active = dest_state.status == "active"
-        bounce = active and parsed.bounceable is not False
+        bounce = parsed.bounce_to(active)
         seqno = wallet_seqno(wallet)
         deployed = wallet.status == "active"
         fee = await self._estimate_fee(
@@ -203,8 +203,12 @@ class Withdrawals:
         # Emulation ignores signatures, so a throwaway key signs the estimate: planning never
         # needs the wallet unlocked.
         throwaway = KeyPair(self._contract.public_key, nacl.utils.random(64))
-        order = _order(
-            parsed, Nanoton(0) if send_all else max(amount, Nanoton(1)), send_all, bounce, comment
+        order = send_order(
+            parsed.address,
+            max(amount, Nanoton(1)),
+            send_all=send_all,
+            bounce=bounce,
+            comment=comment,
         )
         probe = sign_transfer(
             self._contract,
@@ -264,7 +268,13 @@ class Withdrawals:
                 hint="Review the send again; nothing was sent.",
             )
         now = await self._chain.get_server_time()
-        order = _order(plan.destination, plan.amount, plan.send_all, plan.bounce, plan.comment)
+        order = send_order(
+            plan.destination.address,
+            plan.amount,
+            send_all=plan.send_all,
+            bounce=plan.bounce,
+            comment=plan.comment,
+        )
         signed = sign_transfer(
             self._contract,
             keys,
@@ -357,16 +367,3 @@ class Withdrawals:
         if outcome.status is not SendStatus.PENDING:
             return outcome
         return await self._broadcast(record)
-
-
-def _order(
-    parsed: ParsedAddress, amount: Nanoton, send_all: bool, bounce: bool, comment: str | None
-) -> TransferOrder:
-    mode = SendMode.SEND_ALL if send_all else SendMode.PAY_FEES_SEPARATELY
-    return TransferOrder(
-        destination=parsed.address,
-        amount=Nanoton(0) if send_all else amount,
-        bounce=bounce,
-        mode=mode,
-        comment=comment,
-    )
