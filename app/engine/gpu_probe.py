@@ -26,6 +26,10 @@ _log = logging.getLogger(__name__)
 InventoryState = Literal["ok", "nvml_missing", "driver_not_loaded", "no_gpu", "error"]
 
 CPU_ONLY = "CPU only — slow"
+# Hints shared with ``telemetry``, which meets the same driver states.
+HINT_REINSTALL_NVML = "Reinstall the app; it ships with nvidia-ml-py."
+HINT_DRIVER_HUNG = "Run 'nvidia-smi'; if it hangs too, restart the computer."
+HINT_NO_GPU = "Check that the GPU is seated and powered, then run 'nvidia-smi'."
 _MISSING: Any = object()
 _CPU_DEADLINE_S = 10.0
 T = TypeVar("T")
@@ -189,7 +193,7 @@ def probe_gpus(nvml: ModuleType | None = _MISSING, *, cpu: CpuInfo | None = None
         return GpuInventory(
             state="nvml_missing",
             message=f"{CPU_ONLY}: the NVIDIA management library (nvidia-ml-py) is not installed.",
-            hint="Reinstall the app; it ships with nvidia-ml-py.",
+            hint=HINT_REINSTALL_NVML,
             cpu=cpu,
         )
     try:
@@ -211,7 +215,7 @@ def _enumerate(nvml: ModuleType, cpu: CpuInfo) -> GpuInventory:
     driver = _optional(nvml, nvml.nvmlSystemGetDriverVersion)
     cuda_raw = _optional(nvml, nvml.nvmlSystemGetCudaDriverVersion)
     cuda = f"{cuda_raw // 1000}.{cuda_raw % 1000 // 10}" if isinstance(cuda_raw, int) else None
-    facts: dict[str, Any] = {"driver_version": _text(driver), "cuda_version": cuda}
+    facts: dict[str, Any] = {"driver_version": nvml_text(driver), "cuda_version": cuda}
     try:
         count = int(nvml.nvmlDeviceGetCount())
     except nvml.NVMLError as exc:
@@ -243,7 +247,7 @@ def _enumerate(nvml: ModuleType, cpu: CpuInfo) -> GpuInventory:
     return GpuInventory(
         state="no_gpu",
         message=f"{CPU_ONLY}: the NVIDIA driver is running but sees no GPU.",
-        hint="Check that the GPU is seated and powered, then run 'nvidia-smi'.",
+        hint=HINT_NO_GPU,
         cpu=cpu,
         **facts,
     )
@@ -257,9 +261,9 @@ def read_gpu_info(nvml: ModuleType, index: int) -> GpuInfo:
     capability = _optional(nvml, nvml.nvmlDeviceGetCudaComputeCapability, handle)
     return GpuInfo(
         index=index,
-        name=_text(nvml.nvmlDeviceGetName(handle)) or f"GPU {index}",
-        uuid=_text(nvml.nvmlDeviceGetUUID(handle)) or "",
-        pci_bus_id=_text(pci.busId) if pci is not None else None,
+        name=nvml_text(nvml.nvmlDeviceGetName(handle)) or f"GPU {index}",
+        uuid=nvml_text(nvml.nvmlDeviceGetUUID(handle)) or "",
+        pci_bus_id=nvml_text(pci.busId) if pci is not None else None,
         vram_total_bytes=int(memory.total) if memory is not None else None,
         vram_used_bytes=int(memory.used) if memory is not None else None,
         compute_capability=(int(capability[0]), int(capability[1])) if capability else None,
@@ -294,7 +298,8 @@ def _optional(nvml: ModuleType, function: Any, *args: Any) -> Any:
         raise
 
 
-def _text(value: object) -> str | None:
+def nvml_text(value: object) -> str | None:
+    """A string NVML returned (``bytes`` from older bindings) as ``str``; ``None`` stays."""
     if value is None:
         return None
     if isinstance(value, bytes):
@@ -315,7 +320,7 @@ async def probe(nvml: ModuleType | None = _MISSING, *, deadline_s: float = 15.0)
         return GpuInventory(
             state="error",
             message=f"{CPU_ONLY}: the NVIDIA driver did not answer within {deadline_s:g} s.",
-            hint="Run 'nvidia-smi'; if it hangs too, restart the computer.",
+            hint=HINT_DRIVER_HUNG,
             cpu=cpu,
         )
 

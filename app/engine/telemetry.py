@@ -19,10 +19,14 @@ from typing import Any, Literal, NamedTuple, TypeVar
 from app.core.errors import UserFacingError
 from app.core.observable import Observable
 from app.engine.gpu_probe import (
+    HINT_DRIVER_HUNG,
+    HINT_NO_GPU,
+    HINT_REINSTALL_NVML,
     describe_device_error,
     explain_nvml_error,
     is_unsupported,
     load_nvml,
+    nvml_text,
     run_in_daemon_thread,
 )
 from app.engine.gpu_sample import GpuSample, read_sample
@@ -250,7 +254,7 @@ class GpuTelemetry:
                 TelemetrySnapshot(
                     "nvml_missing",
                     "GPU monitoring is off: nvidia-ml-py is not installed.",
-                    "Reinstall the app; it ships with nvidia-ml-py.",
+                    HINT_REINSTALL_NVML,
                 )
             )
             self._next_init_at = float("inf")
@@ -262,7 +266,7 @@ class GpuTelemetry:
                 TelemetrySnapshot(
                     "error",
                     "The NVIDIA driver did not answer.",
-                    "Run 'nvidia-smi'; if it hangs too, restart the computer.",
+                    HINT_DRIVER_HUNG,
                 )
             )
             return
@@ -275,7 +279,7 @@ class GpuTelemetry:
                 TelemetrySnapshot(
                     "no_gpu",
                     "No NVIDIA GPU to monitor.",
-                    "Check that the GPU is seated and powered, then run 'nvidia-smi'.",
+                    HINT_NO_GPU,
                 )
             )
             return
@@ -297,9 +301,11 @@ class GpuTelemetry:
             for index in wanted:
                 try:
                     handle = nvml.nvmlDeviceGetHandleByIndex(index)
-                    name = _text(nvml.nvmlDeviceGetName(handle)) or f"GPU {index}"
+                    name = nvml_text(nvml.nvmlDeviceGetName(handle)) or f"GPU {index}"
                     devices.append(
-                        _Device(index, handle, name, _text(nvml.nvmlDeviceGetUUID(handle)))
+                        _Device(
+                            index, handle, name, nvml_text(nvml.nvmlDeviceGetUUID(handle)) or ""
+                        )
                     )
                 except nvml.NVMLError as exc:
                     lost = isinstance(exc, nvml.NVMLError_GpuIsLost)
@@ -403,7 +409,3 @@ def _call_error(index: int, exc: Exception, nvml: ModuleType) -> GpuCallError:
     if is_unsupported(exc, nvml):
         return GpuCallError(f"GPU {index} does not support this ({exc}).", kind="unsupported")
     return GpuCallError(f"GPU {index}: the NVIDIA driver reported an error ({exc}).", kind="failed")
-
-
-def _text(value: object) -> str:
-    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
