@@ -191,11 +191,6 @@ class Connection(asyncio.Protocol):
         self._require_ready()
         self._write(encode_fields("tcp.packet", {"data": data}))
 
-    def send_raw_payload(self, payload: bytes) -> None:
-        """Send an already-encoded boxed ``tcp.Packet`` (the streaming hot path)."""
-        self._require_ready()
-        self._write(payload)
-
     async def query(self, data: bytes, timeout: float) -> bytes:  # noqa: ASYNC109
         """Send a boxed TL function as ``tcp.query``; return the boxed answer's bytes.
 

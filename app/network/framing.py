@@ -67,10 +67,6 @@ class FrameDecoder:
         self._error: FrameError | None = None
 
     @property
-    def expected_seqno(self) -> int:
-        return self._expected
-
-    @property
     def error(self) -> FrameError | None:
         """The fault that broke this stream, if any."""
         return self._error

@@ -156,9 +156,6 @@ class RequestServer:
     def max_active_requests(self) -> int:
         return self.status.value.max_active
 
-    def set_max_active_requests(self, value: int) -> None:
-        self.status.set(replace(self.status.value, max_active=max(1, value)))
-
     def set_endpoint(self, endpoint: BackendEndpoint) -> None:
         """Point new requests at another backend (the engine restarted elsewhere)."""
         old, self._client = self._client, self._new_client(endpoint)
