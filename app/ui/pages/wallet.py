@@ -8,22 +8,18 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
-    QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPushButton,
     QStackedWidget,
     QVBoxLayout,
-    QWidget,
 )
 
 from app.core.money import format_ton
-from app.ui.dialogs.building_blocks import message_label, push_button, vbox_of
+from app.ui.dialogs.building_blocks import message_label
 from app.ui.dialogs.create_wallet import CreateWalletDialog
 from app.ui.dialogs.import_wallet import ImportWalletDialog
 from app.ui.dialogs.modal import run_modal
@@ -31,7 +27,7 @@ from app.ui.dialogs.password import NewPasswordDialog
 from app.ui.dialogs.withdraw import WithdrawDialog
 from app.ui.pages.page import Card, Page
 from app.ui.pages.wallet_access import SetupView, UnlockView
-from app.ui.pages.wallet_history import HistoryTable
+from app.ui.pages.wallet_view import WalletView
 from app.ui.qt_async import async_slot
 from app.ui.theme import restyle
 from app.ui.viewmodels.wallet import Failure, HistoryView, WalletViewModel
@@ -77,7 +73,7 @@ class WalletPage(Page):
         self.unlock_saved_button.clicked.connect(self._on_unlock_saved)
         self.views.addWidget(self.setup_view)
         self.views.addWidget(unlock)
-        self.views.addWidget(self._wallet_view())
+        self.views.addWidget(self._wallet_view(view_model))
         self.body.addWidget(self.views, 1)
         outer = self.layout()
         if isinstance(outer, QVBoxLayout):
@@ -94,93 +90,38 @@ class WalletPage(Page):
         if status is not None:
             self._show_keyring(status)
 
-    # -- views ------------------------------------------------------------------------------
-
-    def _wallet_view(self) -> QWidget:
-        view = QWidget()
-        layout = QVBoxLayout(view)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(12)
-        cards = QHBoxLayout()
-        self.balance_card = Card("Balance", "—", "")
-        self.offline_badge = QLabel("Offline")
-        self.offline_badge.setObjectName("OfflineBadge")
-        self.offline_badge.setToolTip("The last known balance is shown; it refreshes when online.")
-        title_row = QHBoxLayout()
-        vbox_of(self.balance_card).removeWidget(self.balance_card.caption)
-        title_row.addWidget(self.balance_card.caption)
-        title_row.addStretch(1)
-        title_row.addWidget(self.offline_badge)
-        balance_layout = vbox_of(self.balance_card)
-        balance_layout.insertLayout(0, title_row)
-        self.node_card = Card("Node wallet (worker gas)", "—", "")
-        self.top_up_button = push_button("Top up from my wallet")
-        self.top_up_button.clicked.connect(self._on_top_up)
-        self.create_node_button = push_button("Create node wallet")
-        self.create_node_button.clicked.connect(self._on_create_node)
-        node_buttons = QHBoxLayout()
-        node_buttons.addWidget(self.top_up_button)
-        node_buttons.addWidget(self.create_node_button)
-        node_buttons.addStretch(1)
-        node_layout = vbox_of(self.node_card)
-        node_layout.addLayout(node_buttons)
-        for card in (self.balance_card, self.node_card):
-            vbox_of(card).addStretch(1)  # both cards start at the top, whatever their height
-        cards.addWidget(self.balance_card, 1)
-        cards.addWidget(self.node_card, 1)
-        layout.addLayout(cards)
-        layout.addWidget(self._address_card())
-        layout.addLayout(self._actions())
-        self.pending_label = message_label("Warning")
-        layout.addWidget(self.pending_label)
-        self.history = HistoryTable(self._vm.display_address)
-        self.history.setMinimumHeight(160)
-        layout.addWidget(self.history, 1)
-        self.more_button = push_button("Load older transfers")
-        self.more_button.clicked.connect(self._on_more)
-        layout.addWidget(self.more_button, 0, Qt.AlignmentFlag.AlignLeft)
-        return view
-
-    def _address_card(self) -> Card:
-        card = Card("Your address", "", "")
-        card.value.hide()
-        self.address = QLineEdit()
-        self.address.setReadOnly(True)
-        self.address.setObjectName("Address")
-        self.copy_button = push_button("Copy")
-        self.copy_button.clicked.connect(self.copy_address)
-        row = QHBoxLayout()
-        row.addWidget(self.address, 1)
-        row.addWidget(self.copy_button)
-        layout = vbox_of(card)
-        layout.insertLayout(1, row)
-        self.owner_label = card.detail
-        self.owner_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        return card
-
-    def _actions(self) -> QHBoxLayout:
-        row = QHBoxLayout()
-        self.withdraw_button = push_button("Withdraw…", primary=True)
-        self.withdraw_button.clicked.connect(self._on_withdraw)
-        self.refresh_button = push_button("Refresh")
-        self.refresh_button.clicked.connect(self._on_refresh)
-        self.export_button = push_button("Export CSV…")
-        self.export_button.clicked.connect(self._on_export)
-        self.faucet_button = push_button("Get 10 test TON")
-        self.faucet_button.clicked.connect(self._on_faucet)
-        self.faucet_button.setVisible(self._vm.has_faucet)
-        self.lock_button = push_button("Lock")
-        self.lock_button.clicked.connect(self._vm.lock)
-        for button in (
-            self.withdraw_button,
-            self.refresh_button,
-            self.export_button,
-            self.faucet_button,
+    def _wallet_view(self, view_model: WalletViewModel) -> WalletView:
+        view = WalletView(view_model.display_address, faucet=view_model.has_faucet)
+        # The widgets tests and commands reach, under the page's own names.
+        self.balance_card = view.balance_card
+        self.offline_badge = view.offline_badge
+        self.node_card = view.node_card
+        self.pending_label = view.pending_label
+        self.address = view.address
+        self.owner_label = view.owner_label
+        self.history = view.history
+        self.more_button = view.more_button
+        self.top_up_button = view.top_up_button
+        self.create_node_button = view.create_node_button
+        self.copy_button = view.copy_button
+        self.withdraw_button = view.withdraw_button
+        self.refresh_button = view.refresh_button
+        self.export_button = view.export_button
+        self.faucet_button = view.faucet_button
+        self.lock_button = view.lock_button
+        for button, slot in (
+            (view.top_up_button, self._on_top_up),
+            (view.create_node_button, self._on_create_node),
+            (view.copy_button, self.copy_address),
+            (view.withdraw_button, self._on_withdraw),
+            (view.refresh_button, self._on_refresh),
+            (view.export_button, self._on_export),
+            (view.faucet_button, self._on_faucet),
+            (view.lock_button, view_model.lock),
+            (view.more_button, self._on_more),
         ):
-            row.addWidget(button)
-        row.addStretch(1)
-        row.addWidget(self.lock_button)
-        return row
+            button.clicked.connect(slot)
+        return view
 
     # -- state ------------------------------------------------------------------------------
 
