@@ -142,11 +142,14 @@ async def test_aclose_flushes_and_is_idempotent(tmp_path: Path) -> None:
 
 
 @pytest.mark.allow_log_warnings
-async def test_adding_after_close_is_reported_not_raised(tmp_path: Path) -> None:
+async def test_adding_after_close_is_reported_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = JobStore(tmp_path / "jobs.sqlite3")
     await store.start()
     await store.aclose()
     store.add(record())
+    assert "a job record was not saved" in caplog.text
 
 
 async def test_prompt_and_answer_never_reach_the_disk(tmp_path: Path) -> None:
