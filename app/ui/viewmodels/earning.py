@@ -63,8 +63,8 @@ class EarningViewModel(QObject):
         recent = await self._jobs.recent(limit)
         days = await self._jobs.totals_by_day(1)
         utc_today = datetime.now(UTC).strftime("%Y-%m-%d")
-        # Just after midnight the newest day on record is yesterday's: that is not "today".
-        today = days[0] if days and days[0].day == utc_today else None
+        # The last 24 hours reach into yesterday (days come oldest first): only today's counts.
+        today = next((day for day in days if day.day == utc_today), None)
         self.jobs_changed.emit(recent, today)
         return recent, today
 
