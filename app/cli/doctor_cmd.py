@@ -24,7 +24,7 @@ from app.engine.gpu_probe import GpuInventory, gpu_report, probe
 from app.engine.planning import EnginePlan, plan_engine
 from app.engine.sandbox import detect_sandbox
 from app.network.jobs import JobStore
-from app.wallet.vault import WalletVault
+from app.wallet.vault import VAULT_SUFFIX, WalletVault
 from app.wallet.vault_format import VaultError
 
 JOBS_IN_REPORT = 20
@@ -137,7 +137,7 @@ async def _jobs_section(ctx: CliContext) -> dict[str, Any]:
 
 def _wallets_section(ctx: CliContext) -> list[dict[str, Any]]:
     wallets: list[dict[str, Any]] = []
-    for path in sorted(ctx.paths.wallets_dir.glob("*.vault.json")):
+    for path in sorted(ctx.paths.wallets_dir.glob(f"*{VAULT_SUFFIX}")):
         try:
             public = WalletVault.load(path).public
         except VaultError as exc:

@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import TextIO
 
 from app import __version__
-from app.cli import bench_cmd, devnet_cmd, doctor_cmd, gui_cmd, run_cmd, wallet_cmd
+from app.cli import (
+    bench_cmd,
+    devnet_cmd,
+    doctor_cmd,
+    gui_cmd,
+    models_cmd,
+    run_cmd,
+    wallet_cmd,
+)
 from app.cli.context import CliContext
 from app.core.errors import UserFacingError
 from app.core.logs import configure_logging
@@ -23,7 +31,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
-_COMMANDS = (gui_cmd, run_cmd, devnet_cmd, bench_cmd, doctor_cmd, wallet_cmd)
+_COMMANDS = (gui_cmd, run_cmd, devnet_cmd, bench_cmd, doctor_cmd, models_cmd, wallet_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -217,7 +217,7 @@ def installed_model_path(model: ModelEntry, models_dir: Path) -> Path:
     except FileNotFoundError:
         raise ModelFileError(
             f"{model.name} is not downloaded yet ({path} is missing).",
-            hint="Download it from the Engine page, or pick another model.",
+            hint=f"Download it with: cocoon-provider models download {model.name}",
         ) from None
     if size != model.size_bytes:
         raise ModelFileError(

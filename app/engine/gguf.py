@@ -131,7 +131,8 @@ def read_gguf_info(path: Path) -> GgufInfo:
     except FileNotFoundError:
         raise ModelFileError(
             f"The model file {path} does not exist.",
-            hint="Download the model again from the Engine page, or pick another model.",
+            hint="Delete it and download the model again (cocoon-provider models download NAME), "
+            "or pick another model.",
         ) from None
     except OSError as exc:
         raise ModelFileError(

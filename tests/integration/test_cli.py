@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -185,3 +186,23 @@ def test_devnet_command_serves_until_stopped(tmp_path: Path) -> None:
 def test_devnet_rejects_a_bad_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--data-dir", str(tmp_path), "devnet", "--proxy-port", "70000"]) == 2
     assert "not a port number" in capsys.readouterr().err
+
+
+def test_models_list_shows_the_bundled_model_installed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--data-dir", str(tmp_path), "models", "list", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    bundled = rows["HuggingFaceTB/SmolLM2-135M-Instruct"]
+    assert bundled["installed"]
+    assert bundled["bundled"]
+    assert not rows["Qwen/Qwen3-8B"]["installed"]
+    assert main(["--data-dir", str(tmp_path), "models", "list"]) == 0
+    assert "installed" in capsys.readouterr().out
+
+
+def test_models_download_of_an_unknown_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--data-dir", str(tmp_path), "models", "download", "nope/nope"]) == 1
+    assert "not a model this app can serve" in capsys.readouterr().err
