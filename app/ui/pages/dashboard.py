@@ -64,6 +64,7 @@ class DashboardPage(Page):
         self._earning = earning
         self._telemetry = telemetry
         self._today: DayTotals | None = None
+        self._phase_shown = ""
         self._price_shown = 0
         self._network_detail = ""
         self.network_label = QLabel()
@@ -157,15 +158,18 @@ class DashboardPage(Page):
             self.network_label.setText(_NETWORK_LABEL.get(status.network, status.network))
 
     def _show_earning(self, status: EarningStatus) -> None:
-        title, colour = _PHASE_TITLE[status.phase]
-        self.phase_label.setText(title)
-        self.phase_label.setStyleSheet(f"color: {colour};")
+        if status.phase != self._phase_shown:
+            # Serving figures change with every request; restyling is costly: only on a new phase.
+            self._phase_shown = status.phase
+            title, colour = _PHASE_TITLE[status.phase]
+            self.phase_label.setText(title)
+            self.phase_label.setStyleSheet(f"color: {colour};")
+            running = status.phase in {"earning", "paused", "starting"}
+            self.start_button.setText("Stop" if running else "Start earning")
+            restyle(self.start_button, "Stop" if running else "Primary")
         self.message_label.setText(status.message)
         details = [part for part in (status.model, status.device, _sandbox(status)) if part]
         self.detail_label.setText(" · ".join(details))
-        running = status.phase in {"earning", "paused", "starting"}
-        self.start_button.setText("Stop" if running else "Start earning")
-        restyle(self.start_button, "Stop" if running else "Primary")
         self.status_card.show_value(*_engine_card(status))
         serving = status.serving
         if serving is not None and serving.served != self._served_seen:
