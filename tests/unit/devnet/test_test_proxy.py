@@ -2,77 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from app.devnet.test_proxy import NoWorkerAvailableError, TestProxy
-from app.devnet.worker_link import AnswerChunk, AnswerEnd, AnswerFailed, AnswerHead
-from app.network.connection import Connection, Keepalive, RemoteQueryError
-from app.network.dialer import open_connection
-from app.network.tl import TLObject, decode, encode
+from app.devnet.worker_link import (
+    AnswerChunk,
+    AnswerEnd,
+    AnswerFailed,
+    AnswerHead,
+    RunningQuery,
+)
+from app.network.connection import RemoteQueryError
+from app.network.tl import TLObject, encode
 from app.network.vouchers import verify_voucher
+from tests.unit.devnet.fake_worker import (
+    OWNER,
+    FakeWorker,
+    final_info,
+    http_response,
+    next_packet,
+    worker_params,
+)
 from tests.unit.network.session_fixtures import wait_for
-
-OWNER = "UQAuz15H1ZHrZ_psVrAra7HealMIVeFq0wguqlmFno1f3B-m"
-QUIET = Keepalive(ping_after=None, drop_after=60.0)
-
-
-def _params(**changes: Any) -> TLObject:
-    fields: dict[str, Any] = {
-        "flags": 3,
-        "worker_owner_address": OWNER,
-        "model": "Qwen/Qwen3-8B@abc:def",
-        "coefficient": 1500,
-        "is_test": True,
-        "proxy_cnt": 1,
-        "max_active_requests": 2,
-        "min_proto_version": 1,
-        "max_proto_version": 2,
-    }
-    fields.update(changes)
-    return TLObject("worker.params", {k: v for k, v in fields.items() if v is not None})
-
-
-class FakeWorker:
-    """The worker side driven by hand over a real Connection."""
-
-    def __init__(self) -> None:
-        self.packets: asyncio.Queue[TLObject] = asyncio.Queue()
-        self.conn: Connection | None = None
-
-    def on_packet(self, data: bytes) -> None:
-        self.packets.put_nowait(decode(data))
-
-    async def connect(self, proxy: TestProxy) -> Connection:
-        self.conn = await open_connection(
-            host="127.0.0.1", port=proxy.port, on_packet=self.on_packet, keepalive=QUIET
-        )
-        return self.conn
-
-    async def query(self, obj: TLObject) -> TLObject:
-        assert self.conn is not None
-        return decode(await self.conn.query(encode(obj), 5))
-
-    async def handshake(
-        self, proxy: TestProxy, *, disabled: bool = False, **params: Any
-    ) -> TLObject:
-        await self.connect(proxy)
-        answer = await self.query(TLObject("worker.connectToProxy", {"params": _params(**params)}))
-        await self.query(
-            TLObject(
-                "worker.compareBalanceWithProxy",
-                {"tokens_committed_to_blockchain": 0, "tokens_committed_to_db": 0, "max_tokens": 0},
-            )
-        )
-        await self.query(TLObject("worker.proxyHandshakeComplete", {"is_disabled": disabled}))
-        return answer
-
-    def send(self, name: str, **fields: Any) -> None:
-        assert self.conn is not None
-        self.conn.send_packet(encode(TLObject(name, fields)))
 
 
 @pytest.fixture
@@ -143,7 +97,7 @@ async def test_bad_worker_params_are_refused(
     worker = FakeWorker()
     conn = await worker.connect(proxy)
     with pytest.raises(RemoteQueryError, match=reason):
-        await worker.query(TLObject("worker.connectToProxy", {"params": _params(**params)}))
+        await worker.query(TLObject("worker.connectToProxy", {"params": worker_params(**params)}))
     assert reason in await conn.wait_closed() or conn.is_closed
 
 
@@ -155,7 +109,7 @@ async def test_out_of_order_and_inflated_balances_are_refused(proxy: TestProxy) 
 
     worker = FakeWorker()
     await worker.connect(proxy)
-    await worker.query(TLObject("worker.connectToProxy", {"params": _params()}))
+    await worker.query(TLObject("worker.connectToProxy", {"params": worker_params()}))
     with pytest.raises(RemoteQueryError, match="more tokens than this proxy knows"):
         await worker.query(
             TLObject(
@@ -187,24 +141,9 @@ async def test_routing_prefers_the_least_loaded_and_respects_capacity(proxy: Tes
     assert again.link is queries[0].link
 
 
-def _response() -> bytes:
-    return encode(
-        TLObject(
-            "http.response",
-            {
-                "http_version": "HTTP/1.1",
-                "status_code": 200,
-                "reason": "OK",
-                "headers": [],
-                "payload": b"",
-            },
-        )
-    )
-
-
-async def _routed(proxy: TestProxy, worker: FakeWorker) -> tuple[object, bytes]:
+async def _routed(proxy: TestProxy, worker: FakeWorker) -> tuple[RunningQuery, bytes]:
     query = proxy.run_query(model="Qwen/Qwen3-8B", request=_request(), timeout=10)
-    run = await _next(worker, "proxy.runQueryEx")
+    run = await next_packet(worker, "proxy.runQueryEx")
     assert (run["coefficient"], run["flags"], run["query"]) == (1500, 1, _request())
     assert run["request_id"] == query.request_id
     return query, run["request_id"]
@@ -214,19 +153,19 @@ async def test_answers_are_relayed_and_billed(proxy: TestProxy) -> None:
     worker = FakeWorker()
     answer = await worker.handshake(proxy)
     query, rid = await _routed(proxy, worker)
-    worker.send("proxy.queryAnswerEx", request_id=rid, flags=0, answer=_response())
+    worker.send("proxy.queryAnswerEx", request_id=rid, flags=0, answer=http_response())
     worker.send("proxy.queryAnswerPartEx", request_id=rid, flags=0, answer=b"ab")
     worker.send(
-        "proxy.queryAnswerPartEx", request_id=rid, flags=1, answer=b"c", final_info=_final(42)
+        "proxy.queryAnswerPartEx", request_id=rid, flags=1, answer=b"c", final_info=final_info(42)
     )
-    events = [e async for e in query.events()]  # type: ignore[attr-defined]
+    events = [e async for e in query.events()]
     assert events == [
         AnswerHead("HTTP/1.1", 200, "OK", ()),
         AnswerChunk(b"ab"),
         AnswerChunk(b"c"),
         AnswerEnd(42),
     ]
-    payment = await _next(worker, "proxy.workerRequestPayment")
+    payment = await next_packet(worker, "proxy.workerRequestPayment")
     assert (payment["request_id"], payment["request_tokens"], payment["max_tokens"]) == (
         rid,
         42,
@@ -246,10 +185,10 @@ async def test_answers_are_relayed_and_billed(proxy: TestProxy) -> None:
         error_code=621,
         error="bad",
         flags=1,
-        final_info=_final(0),
+        final_info=final_info(0),
     )
-    assert [e async for e in query.events()] == [AnswerFailed(621, "bad")]  # type: ignore[attr-defined]
-    assert (await _next(worker, "proxy.workerRequestPayment"))["request_tokens"] == 0
+    assert [e async for e in query.events()] == [AnswerFailed(621, "bad")]
+    assert (await next_packet(worker, "proxy.workerRequestPayment"))["request_tokens"] == 0
     assert proxy.tally(OWNER).requests == 2
 
 
@@ -258,35 +197,15 @@ async def test_out_of_order_parts_and_a_vanishing_worker_fail_the_request(proxy:
     await worker.handshake(proxy)
     query, rid = await _routed(proxy, worker)
     worker.send("proxy.queryAnswerPartEx", request_id=rid, flags=0, answer=b"early")
-    assert [e async for e in query.events()] == [AnswerFailed(502, "out of order answer parts")]  # type: ignore[attr-defined]
+    assert [e async for e in query.events()] == [AnswerFailed(502, "out of order answer parts")]
 
     query, rid = await _routed(proxy, worker)
-    worker.send("proxy.queryAnswerEx", request_id=rid, flags=0, answer=_response())
+    worker.send("proxy.queryAnswerEx", request_id=rid, flags=0, answer=http_response())
     await worker.conn.aclose()  # type: ignore[union-attr]
-    events = [e async for e in query.events()]  # type: ignore[attr-defined]
+    events = [e async for e in query.events()]
     assert isinstance(events[-1], AnswerFailed)
     assert events[-1].message.startswith("worker disconnected")
     assert proxy.links == []
-
-
-def _final(tokens: int) -> TLObject:
-    used = {
-        "prompt_tokens_used": tokens,
-        "cached_tokens_used": 0,
-        "completion_tokens_used": 0,
-        "reasoning_tokens_used": 0,
-        "total_tokens_used": tokens,
-    }
-    return TLObject(
-        "proxy.queryFinalInfo", {"flags": 0, "tokens_used": TLObject("tokensUsed", used)}
-    )
-
-
-async def _next(worker: FakeWorker, name: str) -> TLObject:
-    while True:
-        packet = await worker.packets.get()
-        if packet.name == name:
-            return packet
 
 
 async def test_coefficient_and_enable_packets_update_the_link(proxy: TestProxy) -> None:

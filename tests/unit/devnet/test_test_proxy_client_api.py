@@ -12,7 +12,7 @@ from app.devnet.client_api import ClientApi
 from app.devnet.test_proxy import TestProxy
 from app.devnet.worker_link import WorkerLink
 from app.network.tl import decode
-from tests.unit.devnet.test_test_proxy import FakeWorker, _final, _next, _response
+from tests.unit.devnet.fake_worker import FakeWorker, final_info, http_response, next_packet
 from tests.unit.network.session_fixtures import wait_for
 
 BODY = {
@@ -61,12 +61,12 @@ async def rig() -> AsyncIterator[_Rig]:
 
 
 def _head(rid: bytes) -> dict[str, object]:
-    return {"request_id": rid, "flags": 0, "answer": _response()}
+    return {"request_id": rid, "flags": 0, "answer": http_response()}
 
 
 async def test_answer_streams_through_as_it_arrives(rig: _Rig) -> None:
     pending = rig.post()
-    run = await _next(rig.worker, "proxy.runQueryEx")
+    run = await next_packet(rig.worker, "proxy.runQueryEx")
     request = decode(run["query"])
     # The client's private fields are stripped; max_tokens yields to max_completion_tokens.
     assert request["payload"] == (
@@ -85,7 +85,7 @@ async def test_answer_streams_through_as_it_arrives(rig: _Rig) -> None:
             request_id=rid,
             flags=1,
             answer=b"last\n",
-            final_info=_final(9),
+            final_info=final_info(9),
         )
         assert await response.content.read() == b"last\n"
     assert rig.proxy.tally(rig.link.owner).max_tokens == 9
@@ -93,7 +93,7 @@ async def test_answer_streams_through_as_it_arrives(rig: _Rig) -> None:
 
 async def test_error_after_the_head_cuts_the_connection(rig: _Rig) -> None:
     pending = rig.post()
-    rid = (await _next(rig.worker, "proxy.runQueryEx"))["request_id"]
+    rid = (await next_packet(rig.worker, "proxy.runQueryEx"))["request_id"]
     rig.answer("proxy.queryAnswerEx", **_head(rid))
     rig.answer("proxy.queryAnswerPartEx", request_id=rid, flags=0, answer=b"partial")
     async with await pending as response:
@@ -104,7 +104,7 @@ async def test_error_after_the_head_cuts_the_connection(rig: _Rig) -> None:
             error_code=652,
             error="worker: timeout",
             flags=1,
-            final_info=_final(0),
+            final_info=final_info(0),
         )
         with pytest.raises(aiohttp.ClientPayloadError):
             await response.read()
@@ -112,14 +112,14 @@ async def test_error_after_the_head_cuts_the_connection(rig: _Rig) -> None:
 
 async def test_error_before_the_head_is_a_502(rig: _Rig) -> None:
     pending = rig.post()
-    rid = (await _next(rig.worker, "proxy.runQueryEx"))["request_id"]
+    rid = (await next_packet(rig.worker, "proxy.runQueryEx"))["request_id"]
     rig.answer(
         "proxy.queryAnswerErrorEx",
         request_id=rid,
         error_code=602,
         error="too many active queries",
         flags=1,
-        final_info=_final(0),
+        final_info=final_info(0),
     )
     async with await pending as response:
         assert response.status == 502
@@ -128,7 +128,7 @@ async def test_error_before_the_head_is_a_502(rig: _Rig) -> None:
 
 async def test_a_client_that_goes_away_frees_the_slot(rig: _Rig) -> None:
     pending = rig.post()
-    await _next(rig.worker, "proxy.runQueryEx")
+    await next_packet(rig.worker, "proxy.runQueryEx")
     assert len(rig.link.running) == 1
     pending.cancel()  # the client gives up before any answer
     await asyncio.gather(pending, return_exceptions=True)
