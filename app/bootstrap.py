@@ -113,6 +113,7 @@ class Services:
     effective_settings: Callable[[], Settings]
     status: Observable[AppStatus]
     _unsubscribers: list[Callable[[], None]] = field(default_factory=list)
+    _applying: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self) -> None:
         self._set(phase="starting")
@@ -121,6 +122,7 @@ class Services:
             self.telemetry.snapshot.subscribe(self.energy.feed),
             self.telemetry.snapshot.subscribe(lambda _: self._set()),
             self.earning.status.subscribe(lambda _: self._set()),
+            self.settings.current.subscribe(lambda _: self._apply_settings()),
         ]
         self._set(phase="running")
 
@@ -129,11 +131,23 @@ class Services:
         for unsubscribe in self._unsubscribers:
             unsubscribe()
         self._unsubscribers.clear()
+        await asyncio.gather(*self._applying, return_exceptions=True)
         await self.group.aclose()
         self._set(phase="stopped")
 
     def status_line(self) -> str:
         return self.status.value.summary()
+
+    def _apply_settings(self) -> None:
+        """Saved settings reach the running guard and energy meter without a restart (the
+        engine and the worker pick theirs up at the next Start earning)."""
+        engine = self.effective_settings().engine
+        self.energy.set_price(engine.electricity_price_nanoton_per_kwh)
+        task = asyncio.get_running_loop().create_task(
+            self.guard.reconfigure(GuardConfig.from_settings(engine)), name="apply guard settings"
+        )
+        self._applying.add(task)
+        task.add_done_callback(self._applying.discard)
 
     @property
     def faucet_chain(self) -> SimulatedChain | None:
