@@ -6,6 +6,7 @@ person can look at what the user sees; the files are not part of the repository.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -68,14 +69,22 @@ class Rig:
             await self.telemetry.sample_once()
 
 
-async def _rig(fake: FakeNvml | None, *, config: GuardConfig | None = None, price: int = 0) -> Rig:
+@contextlib.asynccontextmanager
+async def _rig(
+    fake: FakeNvml | None, *, config: GuardConfig | None = None, price: int = 0
+) -> AsyncIterator[Rig]:
     clock = Clock()
     telemetry = GpuTelemetry(None if fake is None else fake.module, call_timeout=10, clock=clock)
     guard = ThermalGuard(telemetry, config or GuardConfig(temperature_cap_c=80))
     energy = EnergyMeter(clock=clock, price_nanoton_per_kwh=price)
     await guard.start()
     vm = TelemetryViewModel(telemetry, guard, energy, today=lambda: TODAY)
-    return Rig(fake or FakeNvml(0), clock, telemetry, guard, energy, vm)
+    try:
+        yield Rig(fake or FakeNvml(0), clock, telemetry, guard, energy, vm)
+    finally:
+        vm.close()
+        await guard.aclose()
+        await telemetry.aclose()
 
 
 @pytest.fixture
@@ -87,17 +96,10 @@ def fake() -> Iterator[FakeNvml]:
 
 @pytest.fixture
 async def rig(fake: FakeNvml) -> AsyncIterator[Rig]:
-    rig = await _rig(fake, price=NANOTONS_PER_TON // 10)
-    unfeed = rig.telemetry.snapshot.subscribe(rig.energy.feed)
-    yield rig
-    unfeed()
-    await _close(rig)
-
-
-async def _close(rig: Rig) -> None:
-    rig.vm.close()
-    await rig.guard.aclose()
-    await rig.telemetry.aclose()
+    async with _rig(fake, price=NANOTONS_PER_TON // 10) as rig:
+        unfeed = rig.telemetry.snapshot.subscribe(rig.energy.feed)
+        yield rig
+        unfeed()
 
 
 def _panel(qtbot: QtBot, vm: TelemetryViewModel) -> GpuPanel:
@@ -196,8 +198,7 @@ async def test_throttle_reasons_are_plain_words(qtbot: QtBot, fake: FakeNvml, ri
 async def test_two_gpus_get_a_card_each_in_index_order(qtbot: QtBot) -> None:
     fake = FakeNvml(2)
     fake.gpus[1].name = "NVIDIA GeForce RTX 3060"
-    rig = await _rig(fake)
-    try:
+    async with _rig(fake) as rig:
         panel = _panel(qtbot, rig.vm)
         await rig.rounds(2)
         assert list(panel.cards) == [0, 1]
@@ -205,8 +206,6 @@ async def test_two_gpus_get_a_card_each_in_index_order(qtbot: QtBot) -> None:
         assert panel.energy_card.value.text() == "0.0 Wh today"
         assert "set your electricity price" in panel.energy_card.detail.text()
         _shoot(panel, "two-gpus")
-    finally:
-        await _close(rig)
 
 
 # -- honest states without GPU readings -------------------------------------------------------
@@ -219,8 +218,7 @@ async def test_two_gpus_get_a_card_each_in_index_order(qtbot: QtBot) -> None:
     ],
 )
 async def test_no_gpu_shows_cpu_only(qtbot: QtBot, fake: FakeNvml | None, shot: str) -> None:
-    rig = await _rig(fake)
-    try:
+    async with _rig(fake) as rig:
         panel = _panel(qtbot, rig.vm)
         assert panel.state_card.title.text() == "GPU monitoring is off"
         await rig.rounds()
@@ -233,13 +231,10 @@ async def test_no_gpu_shows_cpu_only(qtbot: QtBot, fake: FakeNvml | None, shot: 
         assert panel.energy_card.isHidden()  # no GPU, no energy counter: no made-up 0 Wh
         assert readout.summary(rig.vm.snapshot) == ("CPU only — slow", "")
         _shoot(panel, shot)
-    finally:
-        await _close(rig)
 
 
 async def test_driver_not_loaded(qtbot: QtBot) -> None:
-    rig = await _rig(FakeNvml(1, init_error=real.NVML_ERROR_DRIVER_NOT_LOADED))
-    try:
+    async with _rig(FakeNvml(1, init_error=real.NVML_ERROR_DRIVER_NOT_LOADED)) as rig:
         panel = _panel(qtbot, rig.vm)
         await rig.rounds()
         assert panel.state_card.title.text() == "NVIDIA driver not loaded"
@@ -247,8 +242,6 @@ async def test_driver_not_loaded(qtbot: QtBot) -> None:
         assert readout.TONE_COLOURS["error"] in panel.state_card.title.styleSheet()
         assert panel.cards == {}
         _shoot(panel, "driver-not-loaded")
-    finally:
-        await _close(rig)
 
 
 async def test_driver_unloaded_mid_run_replaces_the_cards(
@@ -265,14 +258,11 @@ async def test_driver_unloaded_mid_run_replaces_the_cards(
 
 
 async def test_driver_refusing_this_user_is_explained(qtbot: QtBot) -> None:
-    rig = await _rig(FakeNvml(1, init_error=real.NVML_ERROR_NO_PERMISSION))
-    try:
+    async with _rig(FakeNvml(1, init_error=real.NVML_ERROR_NO_PERMISSION)) as rig:
         panel = _panel(qtbot, rig.vm)
         await rig.rounds()
         assert panel.state_card.title.text() == "GPU monitoring unavailable"
         assert "may not query the NVIDIA driver" in panel.state_card.detail.text()
-    finally:
-        await _close(rig)
 
 
 def test_hung_and_failing_gpus_are_named() -> None:
@@ -290,16 +280,13 @@ async def test_power_control_problems_show_as_a_notice(qtbot: QtBot) -> None:
     fake = FakeNvml(1)
     fake.fail("nvmlDeviceSetPowerManagementLimit", real.NVML_ERROR_NO_PERMISSION)
     config = GuardConfig(temperature_cap_c=80, power_cap_w=300, allow_power_control=True)
-    rig = await _rig(fake, config=config)
-    try:
+    async with _rig(fake, config=config) as rig:
         panel = _panel(qtbot, rig.vm)
         await rig.rounds()
         await eventually(lambda: not panel.notice_banner.isHidden())
         assert "administrator" in panel.notice_banner.text()
         assert panel.pause_banner.isHidden()
         _shoot(panel, "power-notice")
-    finally:
-        await _close(rig)
 
 
 @pytest.mark.allow_log_warnings  # telemetry logs a lost GPU
@@ -337,8 +324,7 @@ async def test_unsupported_metrics_show_a_dash(qtbot: QtBot) -> None:
             "nvmlDeviceGetUtilizationRates",
         },
     )
-    rig = await _rig(FakeNvml([gpu]))
-    try:
+    async with _rig(FakeNvml([gpu])) as rig:
         panel = _panel(qtbot, rig.vm)
         await rig.rounds(4)
         card = panel.cards[0]
@@ -354,8 +340,6 @@ async def test_unsupported_metrics_show_a_dash(qtbot: QtBot) -> None:
         _shoot(panel, "not-supported")
         card.chart_choice.setCurrentText(CHART_UTILISATION)
         _shoot(panel, "not-supported-utilisation")
-    finally:
-        await _close(rig)
 
 
 # -- the thermal guard ------------------------------------------------------------------------
@@ -389,15 +373,12 @@ async def test_over_the_cap_pauses_until_below_the_resume_point(
 
 async def test_over_the_power_cap(qtbot: QtBot) -> None:
     fake = FakeNvml([FakeGpu(power_mw=320_000)])
-    rig = await _rig(fake, config=GuardConfig(temperature_cap_c=80, power_cap_w=300))
-    try:
+    async with _rig(fake, config=GuardConfig(temperature_cap_c=80, power_cap_w=300)) as rig:
         panel = _panel(qtbot, rig.vm)
         await rig.rounds()
         assert panel.pause_banner.text() == (
             "Paused: GPU 0 draws 320 W (cap 300 W) — resumes below 270 W"
         )
-    finally:
-        await _close(rig)
 
 
 # -- view-model, chart and dashboard ----------------------------------------------------------
