@@ -12,6 +12,7 @@ from typing import Protocol
 
 from app import __version__
 from app.core.paths import AppPaths
+from app.core.settings import EngineSettings
 from app.engine import gpu_probe
 from app.engine.benchmark import (
     BenchmarkCache,
@@ -23,13 +24,13 @@ from app.engine.benchmark import (
     measure_engine,
     model_sha256,
 )
-from app.engine.catalog import Catalog, ModelEntry, installed_model_path, load_catalog
+from app.engine.catalog import Catalog, load_catalog
 from app.engine.endpoint import BackendEndpoint
 from app.engine.gpu_probe import GpuInfo, GpuInventory
-from app.engine.planning import hardware_budget, pick_gpu
+from app.engine.planning import plan_engine
 from app.engine.sandbox import detect_sandbox
 from app.engine.server.launcher import launched_engine
-from app.engine.sizing import EngineLaunch, plan_launch
+from app.engine.sizing import EngineLaunch
 from app.engine.supervisor import EngineStartError as SupervisorStartError
 from app.engine.supervisor import EngineSupervisor, RestartPolicy
 
@@ -128,24 +129,24 @@ class BenchmarkRunner:
         use_cache: bool = True,
         progress: Progress = lambda _line: None,
     ) -> BenchmarkOutcome:
-        """Benchmark ``model_name`` (empty: the bundled model) on the first selected GPU or CPU."""
+        """Benchmark ``model_name`` (empty: the model earning would serve) exactly as earning
+        would run it: same model choice, GPU and sizes (``app.engine.planning``)."""
         started = time.monotonic()
         catalog = self._catalog or load_catalog()
-        entry = model_entry(catalog, model_name)
-        path = installed_model_path(entry, self._paths.models_dir)
         progress("looking at the hardware")
         inventory = await self._probe()
-        gpu = pick_gpu(inventory, gpu_indices)
+        wanted = EngineSettings(
+            model=model_name, gpu_indices=gpu_indices, context_length=context_override
+        )
+        engine_plan = plan_engine(inventory, catalog, wanted, self._paths.models_dir)
+        entry, launch, gpu = engine_plan.choice.model, engine_plan.launch, engine_plan.gpu
+        path = launch.model_path
         progress("identifying the model file")
         key = benchmark_key(inventory, gpu, await model_sha256(path, entry.sha256))
         cached = self._cache.load(key) if use_cache else None
         # A result measured with other answer lengths answers a different question.
         if cached is not None and cached.max_tokens == plan.max_tokens:
             return BenchmarkOutcome(cached, from_cache=True)
-        launch = plan_launch(
-            entry, path, hardware_budget(inventory, gpu), gpu_index=gpu.index if gpu else None,
-            context_override=context_override,
-        )  # fmt: skip
         device = gpu.name if gpu else f"CPU ({inventory.cpu.model})"
         progress(f"starting the engine: {entry.name} on {device}, {launch.parallel} slots")
         async with self._launcher(launch, self._paths) as endpoint:
@@ -172,8 +173,3 @@ def benchmark_key(inventory: GpuInventory, gpu: GpuInfo | None, model_sha: str) 
         model_sha256=model_sha,
         engine_version=engine_version(),
     )
-
-
-def model_entry(catalog: Catalog, name: str) -> ModelEntry:
-    """The catalog entry for ``name`` (empty: the bundled default)."""
-    return catalog.get(name) if name else catalog.default
