@@ -7,8 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.settings import EngineSettings
-from app.engine.catalog import Catalog, ModelChoice, choose_model, installed_model_path
-from app.engine.gpu_probe import GpuInfo, GpuInventory
+from app.engine.catalog import (
+    Catalog,
+    ModelChoice,
+    choose_model,
+    installed_model_path,
+    installed_models,
+)
+from app.engine.gpu_probe import CPU_ONLY, GpuInfo, GpuInventory
 from app.engine.sizing import EngineLaunch, HardwareBudget, plan_launch
 
 
@@ -23,7 +29,7 @@ class EnginePlan:
     @property
     def device_label(self) -> str:
         if self.gpu is None:
-            return "CPU only — slow"
+            return CPU_ONLY
         return f"GPU {self.gpu.index}: {self.gpu.name}"
 
 
@@ -54,9 +60,7 @@ def plan_engine(
     """
     gpu = pick_gpu(inventory, settings.gpu_indices)
     hardware = hardware_budget(inventory, gpu)
-    installed = frozenset(
-        m.name for m in catalog.models if m.bundled or (models_dir / m.file).is_file()
-    )
+    installed = installed_models(catalog, models_dir)
     choice = choose_model(hardware, catalog, settings.model, installed=installed)
     path = installed_model_path(choice.model, models_dir)
     launch = plan_launch(
