@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
 from app.bootstrap import Services
 from app.ui.crash import install_crash_handlers, uninstall_crash_handlers
+from app.ui.dialogs.modal import run_modal
 from app.ui.main_window import MainWindow
 from app.ui.qt_async import QEventLoop
 from app.ui.theme import app_icon, style_sheet
@@ -64,12 +65,17 @@ async def _run(
         tray.show()
     window.show()
     if previous_crash and not smoke_test:
-        QMessageBox.information(
-            window,
+        # Awaited like every dialog (no nested exec() loop); services start once it is read.
+        notice = QMessageBox(
+            QMessageBox.Icon.Information,
             "cocoon-provider stopped unexpectedly last time",
             "The previous run crashed. The report was saved next to the log "
             "file (crash.previous.log).",
+            QMessageBox.StandardButton.Ok,
+            window,
         )
+        await run_modal(notice)
+        notice.deleteLater()
     try:
         await services.start()
         if services.settings.current.value.general.start_earning_on_launch and not smoke_test:
