@@ -8,8 +8,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from app.cli.context import CliContext
-from app.core.errors import UserFacingError
+from app.cli.context import CliContext, CliUsageError
 from app.core.money import format_ton
 from app.engine.benchmark import BenchmarkPlan, Spread
 from app.engine.benchmark_runner import BenchmarkOutcome, BenchmarkRunner
@@ -18,10 +17,6 @@ from app.network.billing import BillingParams
 
 MAX_BUDGET_S = 3600.0
 MIN_BUDGET_S = 10.0
-
-
-class BenchUsageError(UserFacingError):
-    usage = True
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -47,13 +42,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
     if not MIN_BUDGET_S <= args.budget <= MAX_BUDGET_S:
-        raise BenchUsageError(
+        raise CliUsageError(
             f"--budget must be between {MIN_BUDGET_S:.0f} and {MAX_BUDGET_S:.0f} seconds."
         )
     if not 1 <= args.repeats <= 20:
-        raise BenchUsageError("--repeats must be between 1 and 20.")
+        raise CliUsageError("--repeats must be between 1 and 20.")
     if not 8 <= args.max_tokens <= 1024:
-        raise BenchUsageError("--max-tokens must be between 8 and 1024.")
+        raise CliUsageError("--max-tokens must be between 8 and 1024.")
     engine = ctx.settings.current.value.engine
     runner = BenchmarkRunner(ctx.paths)
     outcome = asyncio.run(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.core.errors import UserFacingError
 from app.core.paths import AppPaths
 from app.core.settings import NetworkName
 from app.core.settings_store import SettingsStore
@@ -17,3 +18,7 @@ class CliContext:
     settings: SettingsStore
     network: NetworkName
     log_level: str
+
+
+class CliUsageError(UserFacingError):
+    """A wrong option or combination of options: reported like any error, exit status 2."""

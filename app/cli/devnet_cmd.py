@@ -10,7 +10,7 @@ import signal
 import sys
 from typing import Any
 
-from app.cli.context import CliContext
+from app.cli.context import CliContext, CliUsageError
 from app.devnet.local_network import LocalNetwork
 
 
@@ -37,8 +37,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 def handle(args: argparse.Namespace, ctx: CliContext) -> int:
     for port in (args.proxy_port, args.client_port):
         if not 0 <= port < 65536:
-            print(f"Error: {port} is not a port number (0–65535).", file=sys.stderr)
-            return 2
+            raise CliUsageError(f"{port} is not a port number (0–65535).")
     demand = args.demand
     if demand is None:
         demand = ctx.settings.current.value.devnet.demand_requests_per_minute

@@ -19,7 +19,7 @@ from app.cli import (
     run_cmd,
     wallet_cmd,
 )
-from app.cli.context import CliContext
+from app.cli.context import CliContext, CliUsageError
 from app.core.errors import UserFacingError
 from app.core.logs import configure_logging
 from app.core.paths import AppPaths, default_data_dir
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None, *, stderr: TextIO | None = None) -> 
         return handler(args, ctx)
     except UserFacingError as exc:
         print(f"Error: {exc.describe()}", file=err)
-        return EXIT_USAGE if getattr(exc, "usage", False) else EXIT_ERROR
+        return EXIT_USAGE if isinstance(exc, CliUsageError) else EXIT_ERROR
     except OSError as exc:
         print(f"Error: {exc.strerror or exc} ({exc.filename or paths.data_dir})", file=err)
         return EXIT_ERROR

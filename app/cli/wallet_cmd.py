@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.cli.context import CliContext
+from app.cli.context import CliContext, CliUsageError
 from app.core.errors import UserFacingError
 from app.core.money import format_ton, parse_ton
 from app.core.settings import Settings
@@ -42,12 +42,6 @@ _MNEMONIC_WARNING = (
 _PW_HELP = "read the password from stdin (the line after the phrase with --mnemonic-stdin)"
 
 T = TypeVar("T")
-
-
-class CliUsageError(UserFacingError):
-    """A wrong combination of options (exit status 2)."""
-
-    usage = True
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
