@@ -8,7 +8,6 @@ neither they nor the answers are stored or logged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -118,6 +117,9 @@ class DemandGenerator:
             _log.info("simulated request failed: %s", exc)
             self._count(failed=1, in_flight=-1, error=str(exc) or type(exc).__name__)
             return False
+        except asyncio.CancelledError:
+            self._count(in_flight=-1)  # stopped mid-request: neither a success nor a failure
+            raise
         self._count(succeeded=1, in_flight=-1)
         return True
 
@@ -133,13 +135,9 @@ class DemandGenerator:
                 self.status.set(replace(self.status.value, waiting_for_worker=waiting))
             if waiting or len(self._requests) >= MAX_IN_FLIGHT:
                 continue
-            task = asyncio.create_task(self._send_quietly())
+            task = asyncio.create_task(self.send_one())
             self._requests.add(task)
             task.add_done_callback(self._requests.discard)
-
-    async def _send_quietly(self) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.send_one()
 
     def _count(
         self,
