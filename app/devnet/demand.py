@@ -70,7 +70,7 @@ class DemandGenerator:
             DemandStatus(rate_per_minute=rate_per_minute)
         )
         self._task: asyncio.Task[None] | None = None
-        self._requests: set[asyncio.Task[None]] = set()
+        self._requests: set[asyncio.Task[bool]] = set()
         self._session: aiohttp.ClientSession | None = None
 
     def set_rate(self, rate_per_minute: int) -> None:
