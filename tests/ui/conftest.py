@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from app.wallet.simulated_chain import SimulatedChain
 from tests.conftest import MemoryKeyring
 from tests.polling import eventually
 from tests.service_builder import FAST_KDF
+from tests.unit.wallet.conftest import TEST_VECTOR_PHRASE
 
 T = TypeVar("T")
 
@@ -47,6 +49,32 @@ def new_wallet_service(
         kdf=FAST_KDF,
         refresh_interval_s=None,
     )
+
+
+@contextlib.asynccontextmanager
+async def wallet_over(
+    tmp_path: Path,
+    chain: SimulatedChain,
+    password: str,
+    *,
+    keyring: KeyringCache | None = None,
+    funds: int = 0,
+) -> AsyncIterator[WalletViewModel]:
+    """The test-vector wallet imported under ``password`` into a service over ``chain`` (with
+    ``funds`` minted), and its view-model; both are closed on the way out."""
+    service = new_wallet_service(tmp_path, chain, keyring=keyring)
+    await service.start()
+    try:
+        summary = await service.import_(TEST_VECTOR_PHRASE, password)
+        if funds:
+            await chain.mint(summary.raw_address, funds)
+        vm = WalletViewModel(service, keyring=keyring)
+        try:
+            yield vm
+        finally:
+            await vm.aclose()
+    finally:
+        await service.aclose()
 
 
 @pytest.fixture

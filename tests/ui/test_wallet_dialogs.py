@@ -12,8 +12,6 @@ from PySide6.QtWidgets import QDialog
 from pytestqt.qtbot import QtBot
 
 from app.core.money import Nanoton
-from app.core.paths import AppPaths
-from app.core.settings import WalletSettings
 from app.ui.dialogs.create_wallet import CreateWalletDialog
 from app.ui.dialogs.import_wallet import ImportWalletDialog
 from app.ui.dialogs.withdraw import RESULT, REVIEW, WithdrawDialog
@@ -26,8 +24,7 @@ from app.wallet.service import WalletService
 from app.wallet.simulated_chain import SimulatedChain
 from app.wallet.wallet_state import WithdrawalReceipt
 from app.wallet.withdrawals import WithdrawalRequest
-from tests.service_builder import FAST_KDF
-from tests.ui.conftest import until
+from tests.ui.conftest import until, wallet_over
 from tests.unit.wallet.conftest import TEST_VECTOR_PHRASE
 
 PASSWORD = "correct horse battery"
@@ -193,33 +190,20 @@ class LossyChain(SimulatedChain):
 
 async def test_a_lost_broadcast_is_followed_until_it_settles(qtbot: QtBot, tmp_path: Path) -> None:
     chain = LossyChain()
-    service = WalletService(
-        AppPaths(tmp_path / "data").ensure(),
-        "devnet",
-        chain,
-        settings=WalletSettings(),
-        kdf=FAST_KDF,
-        refresh_interval_s=None,
-    )
-    await service.start()
-    summary = await service.import_(TEST_VECTOR_PHRASE, PASSWORD)
-    await chain.mint(summary.raw_address, 5 * 10**9)
-    vm = WalletViewModel(service)
-    assert await vm.unlock(PASSWORD) is None
-    dialog = WithdrawDialog(vm, WithdrawalRequest(PEER_FRIENDLY, "2"), poll_s=0.01)
-    qtbot.addWidget(dialog)
-    assert await dialog.review()
-    assert await dialog.send()
-    assert dialog.status is SendStatus.UNKNOWN
-    assert dialog.steps.currentIndex() == RESULT
-    assert dialog.result_title.text() == "Not confirmed yet"
-    assert "never be paid twice" in dialog.result_detail.text()
-    await until(lambda: dialog.result_title.text() == "Settled")
-    assert (await chain.get_account_state(PEER_FRIENDLY)).balance == 2 * 10**9
-    dialog.accept()
-    await dialog.wait_followed()
-    await vm.aclose()
-    await service.aclose()
+    async with wallet_over(tmp_path, chain, PASSWORD, funds=5 * 10**9) as vm:
+        assert await vm.unlock(PASSWORD) is None
+        dialog = WithdrawDialog(vm, WithdrawalRequest(PEER_FRIENDLY, "2"), poll_s=0.01)
+        qtbot.addWidget(dialog)
+        assert await dialog.review()
+        assert await dialog.send()
+        assert dialog.status is SendStatus.UNKNOWN
+        assert dialog.steps.currentIndex() == RESULT
+        assert dialog.result_title.text() == "Not confirmed yet"
+        assert "never be paid twice" in dialog.result_detail.text()
+        await until(lambda: dialog.result_title.text() == "Settled")
+        assert (await chain.get_account_state(PEER_FRIENDLY)).balance == 2 * 10**9
+        dialog.accept()
+        await dialog.wait_followed()
 
 
 async def test_review_explains_bounce_and_fees(

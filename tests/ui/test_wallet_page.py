@@ -4,9 +4,7 @@ create → unlock → faucet → refresh → refused withdrawals → a withdrawa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +26,7 @@ from app.wallet.pending import SendStatus
 from app.wallet.service import WalletService
 from app.wallet.simulated_chain import SimulatedChain
 from tests.conftest import MemoryKeyring
-from tests.ui.conftest import new_wallet_service, shot, until
+from tests.ui.conftest import shot, until, wallet_over
 from tests.unit.wallet.conftest import TEST_VECTOR_PHRASE
 
 PASSWORD = "correct horse battery"
@@ -61,27 +59,6 @@ async def unlocked_page(qtbot: QtBot, vm: WalletViewModel) -> WalletPage:
     page.password.setText(PASSWORD)
     assert await page.unlock()
     return page
-
-
-@contextlib.asynccontextmanager
-async def wallet_over(
-    tmp_path: Path, chain: SimulatedChain, *, keyring: KeyringCache | None = None, funds: int = 0
-) -> AsyncIterator[WalletViewModel]:
-    """The test wallet imported into a service over ``chain`` (with ``funds`` minted); its
-    view-model, both closed on the way out."""
-    service = new_wallet_service(tmp_path, chain, keyring=keyring)
-    await service.start()
-    try:
-        summary = await service.import_(TEST_VECTOR_PHRASE, PASSWORD)
-        if funds:
-            await chain.mint(summary.raw_address, funds)
-        vm = WalletViewModel(service, keyring=keyring)
-        try:
-            yield vm
-        finally:
-            await vm.aclose()
-    finally:
-        await service.aclose()
 
 
 async def create_through_the_dialog(page: WalletPage) -> str:
@@ -397,7 +374,7 @@ async def test_remember_degrades_with_the_keyrings_message(
     qtbot: QtBot, tmp_path: Path, sim_chain: SimulatedChain
 ) -> None:
     async with wallet_over(
-        tmp_path, sim_chain, keyring=KeyringCache(backend=BrokenKeyring())
+        tmp_path, sim_chain, PASSWORD, keyring=KeyringCache(backend=BrokenKeyring())
     ) as vm:
         page = make_page(qtbot, vm)
         assert page.remember.isEnabled()
@@ -432,7 +409,7 @@ async def test_the_dialog_stays_open_while_sending_and_the_page_shows_progress(
     qtbot: QtBot, tmp_path: Path
 ) -> None:
     chain = GatedChain()
-    async with wallet_over(tmp_path, chain, funds=5 * TON) as vm:
+    async with wallet_over(tmp_path, chain, PASSWORD, funds=5 * TON) as vm:
         page = await unlocked_page(qtbot, vm)
         task, dialog = await open_withdraw(page)
         dialog.destination.setText(PEER_FRIENDLY)
@@ -480,7 +457,7 @@ class SilentChain(SimulatedChain):
 
 async def test_an_unconfirmed_send_shows_as_pending(qtbot: QtBot, tmp_path: Path) -> None:
     chain = SilentChain()
-    async with wallet_over(tmp_path, chain, funds=5 * TON) as vm:
+    async with wallet_over(tmp_path, chain, PASSWORD, funds=5 * TON) as vm:
         page = await unlocked_page(qtbot, vm)
         task, dialog = await open_withdraw(page)
         dialog.destination.setText(PEER_FRIENDLY)
