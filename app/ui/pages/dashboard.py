@@ -19,7 +19,7 @@ from app.ui.viewmodels.app_status import AppStatusViewModel
 from app.ui.viewmodels.earning import EarningViewModel
 from app.ui.viewmodels.telemetry import EnergyView, TelemetryViewModel
 from app.ui.widgets.gpu_panel import GpuPanel
-from app.ui.widgets.gpu_readout import summary
+from app.ui.widgets.gpu_readout import net_profit_text, summary
 from app.ui.widgets.jobs_table import JobsTable
 
 _NETWORK_LABEL = {
@@ -225,10 +225,8 @@ def earned_detail(today: DayTotals, price_nanoton_per_kwh: int) -> str:
     parts.append(f"{today.energy_wh:.2f} Wh")
     if price_nanoton_per_kwh > 0:
         energy_mj = round(today.energy_wh * MJ_PER_WH)
-        money = economics(energy_mj, today.earned_nanotons, price_nanoton_per_kwh)
         parts.append(
-            f"net profit {format_ton(money.net_nanoton, trim=True, unit=True)} after "
-            f"{format_ton(money.cost_nanoton, trim=True, unit=True)} of electricity"
+            net_profit_text(economics(energy_mj, today.earned_nanotons, price_nanoton_per_kwh))
         )
     return " · ".join(parts)
 

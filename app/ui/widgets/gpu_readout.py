@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from app.core.money import format_ton
-from app.engine.energy import MJ_PER_WH
+from app.engine.energy import MJ_PER_WH, Economics
 from app.engine.gpu_probe import CPU_ONLY
 from app.engine.gpu_sample import THROTTLE_REASON_LABELS
 from app.engine.guard import GuardState
@@ -236,13 +236,18 @@ def energy_lines(view: EnergyView) -> tuple[str, str]:
     )
     parts = [per_kwh]
     if totals.price_nanoton_per_kwh > 0:
-        parts.append(
-            f"net profit {format_ton(money.net_nanoton, trim=True, unit=True)} after "
-            f"{format_ton(money.cost_nanoton, trim=True, unit=True)} of electricity"
-        )
+        parts.append(net_profit_text(money))
     else:
         parts.append("set your electricity price in Settings to see net profit")
     return f"{view.today_mj / MJ_PER_WH:.1f} Wh today", " · ".join(parts) + " (since start)."
+
+
+def net_profit_text(money: Economics) -> str:
+    """Net profit after the electricity's cost, as the energy card and "Earned today" say it."""
+    return (
+        f"net profit {format_ton(money.net_nanoton, trim=True, unit=True)} after "
+        f"{format_ton(money.cost_nanoton, trim=True, unit=True)} of electricity"
+    )
 
 
 def _sentence(message: str, hint: str) -> str:
