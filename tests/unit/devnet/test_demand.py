@@ -19,6 +19,8 @@ class FakeClientApi:
     def __init__(self) -> None:
         self.bodies: list[dict[str, object]] = []
         self.fail = False
+        self.hang = asyncio.Event()  # set: requests wait until released
+        self.release = asyncio.Event()
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._complete)
         self.runner = web.AppRunner(app)
@@ -26,6 +28,8 @@ class FakeClientApi:
 
     async def _complete(self, request: web.Request) -> web.Response:
         self.bodies.append(await request.json())
+        if self.hang.is_set():
+            await self.release.wait()
         if self.fail:
             return web.Response(status=500)
         return web.json_response({"choices": []})
@@ -43,6 +47,7 @@ async def api() -> AsyncIterator[FakeClientApi]:
     server = FakeClientApi()
     await server.start()
     yield server
+    server.release.set()
     await server.runner.cleanup()
 
 
@@ -94,3 +99,13 @@ async def test_unreachable_client_api_is_a_counted_failure() -> None:
     assert not await demand.send_one()
     assert demand.status.value.failed == 1
     await demand.aclose()
+
+
+async def test_stopping_mid_request_leaves_nothing_in_flight(api: FakeClientApi) -> None:
+    api.hang.set()
+    demand = DemandGenerator(lambda: api.url, lambda: ["m"], rate_per_minute=60_000)
+    await demand.start()
+    await eventually(lambda: demand.status.value.in_flight > 0)
+    await demand.aclose()
+    assert demand.status.value.in_flight == 0
+    assert demand.status.value.failed == 0
