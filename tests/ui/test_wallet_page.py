@@ -85,10 +85,16 @@ async def create_through_the_dialog(page: WalletPage) -> str:
     return " ".join(words)
 
 
-async def open_withdraw(page: WalletPage) -> tuple[asyncio.Task[None], WithdrawDialog]:
+async def open_withdraw(
+    page: WalletPage, amount: str | None = None
+) -> tuple[asyncio.Task[None], WithdrawDialog]:
+    """Open the withdraw dialog; with ``amount``, already filled in to PEER_FRIENDLY."""
     task = asyncio.create_task(page.withdraw())
     dialog = await until(lambda: page.dialog)
     assert isinstance(dialog, WithdrawDialog)
+    if amount is not None:
+        dialog.destination.setText(PEER_FRIENDLY)
+        dialog.amount.setText(amount)
     return task, dialog
 
 
@@ -411,9 +417,7 @@ async def test_the_dialog_stays_open_while_sending_and_the_page_shows_progress(
     chain = GatedChain()
     async with wallet_over(tmp_path, chain, PASSWORD, funds=5 * TON) as vm:
         page = await unlocked_page(qtbot, vm)
-        task, dialog = await open_withdraw(page)
-        dialog.destination.setText(PEER_FRIENDLY)
-        dialog.amount.setText("1")
+        task, dialog = await open_withdraw(page, "1")
         assert await dialog.review()
         sending = asyncio.create_task(dialog.send())
         await until(lambda: dialog.result_title.text() == "Sending…")
@@ -459,9 +463,7 @@ async def test_an_unconfirmed_send_shows_as_pending(qtbot: QtBot, tmp_path: Path
     chain = SilentChain()
     async with wallet_over(tmp_path, chain, PASSWORD, funds=5 * TON) as vm:
         page = await unlocked_page(qtbot, vm)
-        task, dialog = await open_withdraw(page)
-        dialog.destination.setText(PEER_FRIENDLY)
-        dialog.amount.setText("2")
+        task, dialog = await open_withdraw(page, "2")
         assert await dialog.review()
         assert await dialog.send()
         assert dialog.status is SendStatus.UNKNOWN
@@ -474,9 +476,7 @@ async def test_an_unconfirmed_send_shows_as_pending(qtbot: QtBot, tmp_path: Path
             "Pending",
         )
         shot(page, "page-5-pending")
-        task, dialog = await open_withdraw(page)
-        dialog.destination.setText(PEER_FRIENDLY)
-        dialog.amount.setText("1")
+        task, dialog = await open_withdraw(page, "1")
         assert not await dialog.review()  # one unconfirmed send at a time
         assert "not confirmed yet" in dialog.details_error.text()
         dialog.reject()
