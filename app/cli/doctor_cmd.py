@@ -124,11 +124,10 @@ async def _jobs_section(ctx: CliContext) -> dict[str, Any]:
     store = JobStore(ctx.paths.jobs_db)
     await store.start()
     try:
-        days = await store.totals_by_day(1)
+        today = await store.today_totals()
         recent = json.loads(await store.export_json(JOBS_IN_REPORT))
     finally:
         await store.aclose()
-    today = days[0] if days else None
     return {
         "today": None if today is None else dataclasses.asdict(today),
         "recent": recent,

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -243,6 +244,11 @@ class JobStore:
             (since,),
         )
         return [DayTotals(*row) for row in rows]
+
+    async def today_totals(self) -> DayTotals | None:
+        """Today's totals (the UTC day, as the job store groups days), or None before any job."""
+        today = datetime.now(UTC).strftime("%Y-%m-%d")
+        return next((day for day in await self.totals_by_day(1) if day.day == today), None)
 
     async def export_json(self, limit: int = 1000) -> str:
         """Recent jobs and daily totals as JSON (for ``doctor``); contains nothing private."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 from PySide6.QtCore import QObject, Signal
 
@@ -61,10 +60,7 @@ class EarningViewModel(QObject):
         """Recent jobs and today's totals (UTC day, as the job store keeps them)."""
         await self._jobs.flush()
         recent = await self._jobs.recent(limit)
-        days = await self._jobs.totals_by_day(1)
-        utc_today = datetime.now(UTC).strftime("%Y-%m-%d")
-        # The last 24 hours reach into yesterday (days come oldest first): only today's counts.
-        today = next((day for day in days if day.day == utc_today), None)
+        today = await self._jobs.today_totals()
         self.jobs_changed.emit(recent, today)
         return recent, today
 

@@ -83,6 +83,19 @@ async def test_totals_per_day(store: JobStore) -> None:
     assert today.earned_nanotons == 400
 
 
+async def test_today_is_the_utc_day_not_the_oldest_row(store: JobStore) -> None:
+    assert await store.today_totals() is None
+    now = time.time()
+    midnight = now - now % DAY  # today's UTC midnight
+    store.add(record(1, finished_at=midnight - 60))  # yesterday, within the last 24 hours
+    store.add(record(2, finished_at=max(midnight, now - 1)))
+    store.add(record(3, finished_at=max(midnight, now - 1)))
+    await store.flush()
+    today = await store.today_totals()
+    assert today is not None
+    assert today.jobs == 2
+
+
 async def test_retention_by_count(tmp_path: Path) -> None:
     store = JobStore(tmp_path / "jobs.sqlite3", max_records=10)
     await store.start()
