@@ -20,6 +20,7 @@ from app.devnet.local_network import LocalNetwork
 from app.devnet.mock_backend import MockBackend, MockBackendConfig
 from tests.polling import eventually
 from tests.service_builder import build_test_services
+from tests.unit.network.traces import traces_dir
 
 MODEL = "Qwen/Qwen3-8B"
 
@@ -109,12 +110,9 @@ async def test_stop_and_start_again(tmp_path: Path, backend: MockBackend) -> Non
         await services.aclose()
 
 
-FAKE_TON = (
-    Path(__file__).parents[2].parent / "shared/fixtures/cocoon-traces/configs/fake-ton-config.json"
-)
+FAKE_TON = traces_dir() / "configs" / "fake-ton-config.json"
 
 
-@pytest.mark.skipif(not FAKE_TON.exists(), reason="the shared COCOON trace fixtures are absent")
 @pytest.mark.allow_log_warnings  # the custom network's wallet is offline here (no liteservers)
 async def test_custom_network_from_a_fake_ton_root_config(
     tmp_path: Path, backend: MockBackend

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,6 +16,7 @@ from app.network.billing import (
     worker_earnings,
 )
 from app.network.root_config import parse_fake_ton_config
+from tests.unit.network.traces import traces_dir
 
 
 def _reference_adjust(count: int, coefficient: int, multiplier: int) -> int:
@@ -105,9 +104,7 @@ def test_billing_params_reject_bad_values(bad: object) -> None:
 
 
 def test_params_from_the_fake_ton_root_config() -> None:
-    path = Path(__file__).parents[3].parent / "shared/fixtures/cocoon-traces/configs"
-    if not (path / "fake-ton-config.json").exists():
-        pytest.skip("shared COCOON traces are not on this machine")
+    path = traces_dir() / "configs"
     config = parse_fake_ton_config((path / "fake-ton-config.json").read_text())
     params = BillingParams.from_root_config(config)
     assert params == BillingParams(price_per_token=2, worker_fee_per_token=1)

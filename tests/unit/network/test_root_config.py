@@ -21,7 +21,7 @@ from app.network.root_config import (
 )
 from app.network.worker_config import ProxyAddress
 from tests.unit.network.root_cells import hash_set
-from tests.unit.network.traces import require_traces
+from tests.unit.network.traces import traces_dir
 
 # pytoniq_core's builders are untyped; going through Any keeps mypy --strict quiet about it.
 _core: Any = pytoniq_core
@@ -303,7 +303,7 @@ FAKE_OWNER = "0QBgPMq7ye2WRcudRHK_-yjHwMXjeN-UCzAuoo06TR6hmgHV"
 
 
 def test_reference_fake_ton_config_fixture() -> None:
-    text = (require_traces() / "configs" / "fake-ton-config.json").read_text()
+    text = (traces_dir() / "configs" / "fake-ton-config.json").read_text()
     config = parse_fake_ton_config(text)
     assert config.owner_address == Address(FAKE_OWNER).to_str(is_user_friendly=False)
     assert config.registered_proxies == (

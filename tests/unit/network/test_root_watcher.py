@@ -32,7 +32,7 @@ from app.wallet.chain import AccountState, ChainOffline
 from app.wallet.simulated_chain import SimulatedChain
 from tests.unit.network.root_cells import OWNER, root_config_boc
 from tests.unit.network.session_fixtures import trace_config
-from tests.unit.network.traces import require_traces
+from tests.unit.network.traces import traces_dir
 
 ROOT = "0:" + "cd" * 32
 Change = tuple[RootConfig | None, RootConfig]
@@ -394,7 +394,7 @@ async def test_aclose_leaves_no_task_even_in_the_middle_of_a_read() -> None:
 
 
 def _fixture_config() -> dict[str, Any]:
-    path = require_traces() / "configs" / "fake-ton-config.json"
+    path = traces_dir() / "configs" / "fake-ton-config.json"
     loaded: dict[str, Any] = json.loads(path.read_text())
     return loaded
 

@@ -1,4 +1,4 @@
-"""The codec against the real frames captured from the reference COCOON stack (shared fixtures)."""
+"""The codec against the real frames captured from the reference COCOON stack (test fixtures)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.unit.network.traces import (
     read_frame_annotations,
     read_frames,
     read_records,
-    require_traces,
+    traces_dir,
 )
 
 # Bytes fields that carry another boxed TL object, by (combinator, field).
@@ -83,7 +83,6 @@ def _assert_bytes(value: Any, expected: dict[str, Any], path: str) -> None:
 
 @pytest.fixture(scope="module")
 def frames() -> list[Frame]:
-    require_traces()
     return all_frames()
 
 
@@ -97,7 +96,6 @@ def test_every_captured_frame_decodes_and_reencodes_exactly(frames: list[Frame])
 
 @pytest.mark.parametrize("stream", sorted(STREAMS))
 def test_decoded_frames_match_the_annotated_trees(stream: str) -> None:
-    require_traces()
     annotated = [r for r in read_frame_annotations(stream) if r["record"] == "frame"]
     frames = read_frames(stream)
     assert len(frames) == len(annotated)
@@ -121,7 +119,6 @@ def test_decoded_frames_match_the_annotated_trees(stream: str) -> None:
 
 @pytest.mark.parametrize("stream", sorted(STREAMS))
 def test_stream_records_sit_at_the_annotated_offsets(stream: str) -> None:
-    require_traces()
     annotated = read_frame_annotations(stream)
     records = read_records(stream)
     assert [(r.kind, r.offset, len(r.raw)) for r in records] == [
@@ -133,14 +130,13 @@ def test_stream_records_sit_at_the_annotated_offsets(stream: str) -> None:
 
 
 def test_sequence_numbers_count_from_zero_per_direction() -> None:
-    require_traces()
     for stream in STREAMS:
         seqnos = [frame.seqno for frame in read_frames(stream)]
         assert seqnos == list(range(len(seqnos))), stream
 
 
 def test_the_router_relays_frame_bytes_unchanged() -> None:
-    traces = require_traces()
+    traces = traces_dir()
     w2r = (traces / "worker-router.w2r.bin").read_bytes()
     r2w = (traces / "worker-router.r2w.bin").read_bytes()
     r2p = (traces / "router-proxy.r2p.bin").read_bytes()
@@ -150,7 +146,6 @@ def test_the_router_relays_frame_bytes_unchanged() -> None:
 
 
 def test_attested_peer_info_records_are_length_framed_without_seqno() -> None:
-    require_traces()
     for stream in ("worker-router.r2w", "router-proxy.r2p"):
         (record,) = [r for r in read_records(stream) if r.kind == "attested_peer_info"]
         (body_len,) = struct.unpack_from("<I", record.raw)

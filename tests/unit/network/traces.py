@@ -3,8 +3,9 @@
 Each ``.bin`` is one direction of one TCP connection. The worker→router side starts with a SOCKS5
 greeting and CONNECT request, the router→worker side with the SOCKS5 replies and one framed
 ``AttestedPeerInfo`` record, the router→proxy side with an ``AttestedPeerInfo`` record; after that
-every record is a runner frame ``u32 LE length | i32 LE seqno | boxed tcp.Packet``. Use
-:func:`require_traces` in tests so that they skip when the shared fixtures are not on this machine.
+every record is a runner frame ``u32 LE length | i32 LE seqno | boxed tcp.Packet``. The traces
+live in ``tests/fixtures/cocoon-traces`` (their README says how they were captured); they are part
+of the repository, so a missing file fails the test instead of skipping it.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import pytest
-
-TRACES_DIR = Path(__file__).parents[3].parent / "shared/fixtures/cocoon-traces"
+TRACES_DIR = Path(__file__).parents[2] / "fixtures" / "cocoon-traces"
 
 Preamble = Literal["socks_client", "socks_server", "attested", "none"]
 
@@ -57,10 +56,10 @@ class TraceFormatError(ValueError):
     """A ``.bin`` file does not split into the records its preamble promises."""
 
 
-def require_traces() -> Path:
-    """The fixtures folder; skips the calling test when it is absent."""
+def traces_dir() -> Path:
+    """The fixtures folder (part of the repository: its absence is an error, not a skip)."""
     if not TRACES_DIR.is_dir():
-        pytest.skip(f"COCOON trace fixtures not found at {TRACES_DIR}")
+        raise FileNotFoundError(f"the COCOON trace fixtures are missing: {TRACES_DIR}")
     return TRACES_DIR
 
 
@@ -96,7 +95,7 @@ def _preamble_records(data: bytes, preamble: Preamble) -> list[Record]:
 
 def read_records(stream: str) -> list[Record]:
     """Every record of ``<stream>.bin`` in byte order, frames included."""
-    data = (require_traces() / f"{stream}.bin").read_bytes()
+    data = (traces_dir() / f"{stream}.bin").read_bytes()
     records = _preamble_records(data, STREAMS[stream])
     pos = records[-1].offset + len(records[-1].raw) if records else 0
     while pos < len(data):
@@ -118,17 +117,15 @@ def read_frames(stream: str) -> list[Frame]:
 
 def read_frame_annotations(stream: str) -> list[dict[str, Any]]:
     """The ``<stream>.frames.jsonl`` records (every record kind), in byte order."""
-    path = require_traces() / f"{stream}.frames.jsonl"
+    path = traces_dir() / f"{stream}.frames.jsonl"
     with path.open(encoding="utf-8") as lines:
         return [json.loads(line) for line in lines if line.strip()]
 
 
 def read_client_responses() -> list[dict[str, Any]]:
     """``client-responses.jsonl``: per label, a client's request and what the backend got and
-    answered; skips the calling test when it is absent."""
-    path = require_traces() / "client-responses.jsonl"
-    if not path.exists():
-        pytest.skip("shared COCOON traces are not on this machine")
+    answered."""
+    path = traces_dir() / "client-responses.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
