@@ -54,22 +54,59 @@ def candidate_commands(
     common = ["--host", "127.0.0.1", "--port", str(port)]
     commands = {
         "llama_cpp.server (baseline)": [
-            py, "-m", "llama_cpp.server", "--model", str(model), "--n_ctx", str(CTX_PER_SLOT),
-            "--n_threads", str(threads), "--n_threads_batch", str(threads), *common,
-            "--api_key", key_file.read_text().strip(), "--interrupt_requests", "False",
+            py,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--n_ctx",
+            str(CTX_PER_SLOT),
+            "--n_threads",
+            str(threads),
+            "--n_threads_batch",
+            str(threads),
+            *common,
+            "--api_key",
+            key_file.read_text().strip(),
+            "--interrupt_requests",
+            "False",
         ],
         "(a) app.engine.server": [
-            py, "-m", "app.engine.server", "--model", str(model), "--ctx", str(CTX_PER_SLOT),
-            "--parallel", str(SLOTS), "--threads", str(threads), *common,
-            "--api-key-file", str(key_file),
+            py,
+            "-m",
+            "app.engine.server",
+            "--model",
+            str(model),
+            "--ctx",
+            str(CTX_PER_SLOT),
+            "--parallel",
+            str(SLOTS),
+            "--threads",
+            str(threads),
+            *common,
+            "--api-key-file",
+            str(key_file),
         ],
-    }  # fmt: skip
+    }
     if llama_server is not None:
         commands["(b) llama-server"] = [
-            str(llama_server), "-m", str(model), "-c", str(CTX_PER_SLOT * SLOTS), "-np",
-            str(SLOTS), "-t", str(threads), "-tb", str(threads), "--api-key-file", str(key_file),
-            "--no-webui", "--log-disable", *common,
-        ]  # fmt: skip
+            str(llama_server),
+            "-m",
+            str(model),
+            "-c",
+            str(CTX_PER_SLOT * SLOTS),
+            "-np",
+            str(SLOTS),
+            "-t",
+            str(threads),
+            "-tb",
+            str(threads),
+            "--api-key-file",
+            str(key_file),
+            "--no-webui",
+            "--log-disable",
+            *common,
+        ]
     return commands
 
 
@@ -143,8 +180,10 @@ def print_table(table: dict[str, list[list[LoadRound]]], args: argparse.Namespac
 
     baseline = next(iter(table.values()))
     print(f"Machine: {machine()}")
-    print(f"Model: SmolLM2-135M-Instruct Q4_1, {CTX_PER_SLOT} ctx per slot, {SLOTS} slots, "
-          f"{args.threads} threads")  # fmt: skip
+    print(
+        f"Model: SmolLM2-135M-Instruct Q4_1, {CTX_PER_SLOT} ctx per slot, {SLOTS} slots, "
+        f"{args.threads} threads"
+    )
     print(
         f"Load: greedy streamed /v1/completions, ~75-token uncached prompts, max_tokens "
         f"{args.max_tokens}, {args.rounds} requests per client; medians of {args.repeats} runs"

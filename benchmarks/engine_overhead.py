@@ -68,8 +68,9 @@ def in_process_round(llm: Any, prompts: Sequence[str], max_tokens: int) -> list[
         started = time.perf_counter()
         first = last = started
         tokens = 0
-        for chunk in llm.create_completion(fresh, max_tokens=max_tokens, temperature=0.0,
-                                           stream=True):  # fmt: skip
+        for chunk in llm.create_completion(
+            fresh, max_tokens=max_tokens, temperature=0.0, stream=True
+        ):
             if chunk["choices"][0]["text"]:
                 tokens += 1
                 last = time.perf_counter()
@@ -92,10 +93,16 @@ async def engine(
 ) -> AsyncIterator[BackendEndpoint]:
     """The engine child: under ``EngineSupervisor`` in its sandbox, or launched directly."""
     launch = EngineLaunch(
-        model_name="smollm2", model_path=bundled_model(), context_length=CTX, parallel=parallel,
-        threads=args.threads, gpu_index=None, gpu_layers=0, batch_size=512,
+        model_name="smollm2",
+        model_path=bundled_model(),
+        context_length=CTX,
+        parallel=parallel,
+        threads=args.threads,
+        gpu_index=None,
+        gpu_layers=0,
+        batch_size=512,
         address_space_limit=None,
-    )  # fmt: skip
+    )
     (work / "run").mkdir(exist_ok=True)
     if not args.supervised:
         async with launched_engine(launch, work / "run") as (endpoint, _):
@@ -121,8 +128,13 @@ async def single_stream(args: argparse.Namespace, work: Path) -> tuple[float, fl
     from llama_cpp import Llama
 
     prompts = STANDARD_PROMPTS[: args.prompts]
-    llm = Llama(model_path=str(bundled_model()), n_ctx=CTX, n_threads=args.threads,
-                n_threads_batch=args.threads, verbose=False)  # fmt: skip
+    llm = Llama(
+        model_path=str(bundled_model()),
+        n_ctx=CTX,
+        n_threads=args.threads,
+        n_threads_batch=args.threads,
+        verbose=False,
+    )
     direct: list[float] = []
     ours: list[float] = []
     async with engine(args, 1, work) as endpoint, open_session(endpoint, 1) as session:
@@ -131,8 +143,9 @@ async def single_stream(args: argparse.Namespace, work: Path) -> tuple[float, fl
         for repeat in range(args.repeats):
             print(f"c=1 repeat {repeat + 1}/{args.repeats}", file=sys.stderr)
             direct += await asyncio.to_thread(in_process_round, llm, prompts, args.max_tokens)
-            load = await run_round(session, prompts, concurrency=1, requests=len(prompts),
-                                   max_tokens=args.max_tokens)  # fmt: skip
+            load = await run_round(
+                session, prompts, concurrency=1, requests=len(prompts), max_tokens=args.max_tokens
+            )
             ours += engine_rates(load)
     return statistics.median(ours), statistics.median(direct)
 
@@ -146,10 +159,25 @@ async def eight_streams(args: argparse.Namespace, work: Path) -> tuple[float, fl
     port = free_port()
     reference = BackendEndpoint(base_url=f"http://127.0.0.1:{port}", api_key=key_file.read_text())
     command = [
-        str(args.llama_server), "-m", str(bundled_model()), "-c", str(CTX * SLOTS), "-np",
-        str(SLOTS), "-t", str(args.threads), "-tb", str(args.threads), "--api-key-file",
-        str(key_file), "--no-webui", "--host", "127.0.0.1", "--port", str(port),
-    ]  # fmt: skip
+        str(args.llama_server),
+        "-m",
+        str(bundled_model()),
+        "-c",
+        str(CTX * SLOTS),
+        "-np",
+        str(SLOTS),
+        "-t",
+        str(args.threads),
+        "-tb",
+        str(args.threads),
+        "--api-key-file",
+        str(key_file),
+        "--no-webui",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     ours: list[float] = []
     theirs: list[float] = []
     async with (
@@ -164,9 +192,12 @@ async def eight_streams(args: argparse.Namespace, work: Path) -> tuple[float, fl
             print(f"c=8 repeat {repeat + 1}/{args.repeats}", file=sys.stderr)
             for session, sink in ((mine, ours), (ref, theirs)):
                 load = await run_round(
-                    session, STANDARD_PROMPTS, concurrency=SLOTS, requests=SLOTS * 2,
+                    session,
+                    STANDARD_PROMPTS,
+                    concurrency=SLOTS,
+                    requests=SLOTS * 2,
                     max_tokens=args.max_tokens,
-                )  # fmt: skip
+                )
                 sink.append(load.generation_tps)
     return statistics.median(ours), statistics.median(theirs)
 
@@ -187,8 +218,10 @@ async def main(argv: Sequence[str] | None = None) -> int:
         ours_c1, direct = await single_stream(args, work)
         batched = await eight_streams(args, work)
     print(f"Machine: {machine()}")
-    print(f"Model: SmolLM2-135M-Instruct Q4_1, ctx {CTX}, {args.threads} threads, "
-          f"max_tokens {args.max_tokens}, medians of {args.repeats} repeats")  # fmt: skip
+    print(
+        f"Model: SmolLM2-135M-Instruct Q4_1, ctx {CTX}, {args.threads} threads, "
+        f"max_tokens {args.max_tokens}, medians of {args.repeats} repeats"
+    )
     where = "supervised, sandboxed" if args.supervised else "child process"
     print(
         f"c=1 generation tok/s  engine ({where}, socket): {ours_c1:.1f}  "
@@ -196,8 +229,10 @@ async def main(argv: Sequence[str] | None = None) -> int:
     )
     if batched is not None:
         ours, theirs = batched
-        print(f"c=8 aggregate tok/s   engine: {ours:.1f}  llama-server -np 8: {theirs:.1f}  "
-              f"ratio {ours / theirs:.2f} (target ≥ 0.9)")  # fmt: skip
+        print(
+            f"c=8 aggregate tok/s   engine: {ours:.1f}  llama-server -np 8: {theirs:.1f}  "
+            f"ratio {ours / theirs:.2f} (target ≥ 0.9)"
+        )
     return 0
 
 

@@ -157,9 +157,13 @@ class BenchmarkRunner:
                     hint="Give it more time with --budget.",
                 )
             result = await measure_engine(
-                endpoint, key=key, model=entry.name, device=device,
-                plan=replace(plan, budget_s=remaining), progress=progress,
-            )  # fmt: skip
+                endpoint,
+                key=key,
+                model=entry.name,
+                device=device,
+                plan=replace(plan, budget_s=remaining),
+                progress=progress,
+            )
         self._cache.store(result)
         return BenchmarkOutcome(result, from_cache=False)
 

@@ -119,10 +119,19 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
 
 
 _REQUIRED: dict[str, type] = {
-    "name": str, "file": str, "size_bytes": int, "quant": str, "context_length": int,
-    "kv_bytes_per_token": int, "min_vram_mib": int, "min_ram_mib": int, "cpu_friendly": bool,
-    "rank": int, "license": str, "source": str,
-}  # fmt: skip
+    "name": str,
+    "file": str,
+    "size_bytes": int,
+    "quant": str,
+    "context_length": int,
+    "kv_bytes_per_token": int,
+    "min_vram_mib": int,
+    "min_ram_mib": int,
+    "cpu_friendly": bool,
+    "rank": int,
+    "license": str,
+    "source": str,
+}
 _OPTIONAL: dict[str, type] = {"sha256": str, "url": str}
 
 
@@ -133,12 +142,21 @@ def _parse_entry(index: int, raw: object) -> ModelEntry:
     _check_keys(where, raw)
     package, url = _parse_source(where, raw)
     return ModelEntry(
-        name=raw["name"], file=raw["file"], size_bytes=raw["size_bytes"], sha256=raw.get("sha256"),
-        quant=raw["quant"], context_length=raw["context_length"],
-        kv_bytes_per_token=raw["kv_bytes_per_token"], min_vram_bytes=raw["min_vram_mib"] * MIB,
-        min_ram_bytes=raw["min_ram_mib"] * MIB, cpu_friendly=raw["cpu_friendly"],
-        rank=raw["rank"], license=raw["license"], package=package, url=url,
-    )  # fmt: skip
+        name=raw["name"],
+        file=raw["file"],
+        size_bytes=raw["size_bytes"],
+        sha256=raw.get("sha256"),
+        quant=raw["quant"],
+        context_length=raw["context_length"],
+        kv_bytes_per_token=raw["kv_bytes_per_token"],
+        min_vram_bytes=raw["min_vram_mib"] * MIB,
+        min_ram_bytes=raw["min_ram_mib"] * MIB,
+        cpu_friendly=raw["cpu_friendly"],
+        rank=raw["rank"],
+        license=raw["license"],
+        package=package,
+        url=url,
+    )
 
 
 def _check_keys(where: str, raw: dict[str, Any]) -> None:
@@ -157,8 +175,13 @@ def _check_keys(where: str, raw: dict[str, Any]) -> None:
 
 
 def _check_values(where: str, raw: dict[str, Any]) -> None:
-    for key in ("size_bytes", "context_length", "kv_bytes_per_token", "min_vram_mib",
-                "min_ram_mib"):  # fmt: skip
+    for key in (
+        "size_bytes",
+        "context_length",
+        "kv_bytes_per_token",
+        "min_vram_mib",
+        "min_ram_mib",
+    ):
         if raw[key] <= 0:
             raise CatalogError(f"The model catalog's {where}: '{key}' must be positive.")
     if not _FILE_RE.match(raw["file"]):

@@ -28,8 +28,9 @@ from app.engine.gguf import ModelFileError, read_gguf_info
 
 _log = logging.getLogger(__name__)
 
-DownloadState = Literal["idle", "checking", "downloading", "verifying", "done", "failed",
-                        "cancelled"]  # fmt: skip
+DownloadState = Literal[
+    "idle", "checking", "downloading", "verifying", "done", "failed", "cancelled"
+]
 
 _CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -244,8 +245,7 @@ class ModelDownloader:
                 start = self._check_response(resp, model, have)
                 await self._receive(resp, model, part, hasher, start)
                 return server_sha
-        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError,
-                TimeoutError) as exc:  # fmt: skip
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise _TransientError(_describe(exc)) from None
 
     def _check_response(self, resp: aiohttp.ClientResponse, model: ModelEntry, have: int) -> int:

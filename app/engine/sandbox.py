@@ -32,8 +32,13 @@ SANDBOX_RUN_DIR = Path("/run/cocoon")
 _DETECT_TIMEOUT = 10.0
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
 # Only what the dynamic loader and Python's start-up read from /etc (not passwd, not ssl, ...).
-_SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives",
-                 "/etc/localtime")  # fmt: skip
+_SYSTEM_FILES = (
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/alternatives",
+    "/etc/localtime",
+)
 _NVIDIA_DEVICES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset")
 
 
@@ -65,8 +70,11 @@ class ResourceLimits:
 
     def as_args(self) -> list[str]:
         args: list[str] = []
-        for flag, value in (("--as", self.address_space), ("--nofile", self.open_files),
-                            ("--nproc", self.processes)):  # fmt: skip
+        for flag, value in (
+            ("--as", self.address_space),
+            ("--nofile", self.open_files),
+            ("--nproc", self.processes),
+        ):
             if value is not None:
                 args += [flag, str(value)]
         return args
@@ -202,12 +210,17 @@ def _namespace_args() -> list[str]:
         "--unshare-all",  # user, ipc, pid, net, uts, cgroup: no network namespace is shared
         "--die-with-parent",
         "--new-session",  # no TIOCSTI into the user's terminal
-        "--cap-drop", "ALL",
-        "--proc", "/proc",
-        "--dev", "/dev",
-        "--tmpfs", "/tmp",  # noqa: S108 - a fresh private tmpfs, not the host's /tmp
-        "--tmpfs", "/run",
-    ]  # fmt: skip
+        "--cap-drop",
+        "ALL",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",  # noqa: S108 - a fresh private tmpfs, not the host's /tmp
+        "--tmpfs",
+        "/run",
+    ]
 
 
 def _system_binds() -> list[str]:
@@ -273,8 +286,11 @@ def kill_tree(tree: Sequence[psutil.Process]) -> None:
 def _apply_limits(options: argparse.Namespace) -> None:
     import resource
 
-    for name, value in (("RLIMIT_AS", options.address_space), ("RLIMIT_NOFILE", options.nofile),
-                        ("RLIMIT_NPROC", options.nproc)):  # fmt: skip
+    for name, value in (
+        ("RLIMIT_AS", options.address_space),
+        ("RLIMIT_NOFILE", options.nofile),
+        ("RLIMIT_NPROC", options.nproc),
+    ):
         if value is None:
             continue
         kind = getattr(resource, name)

@@ -218,8 +218,11 @@ def plan_launches(
     """One launch per GPU (``gpu_indices``; empty means every GPU), or one CPU launch if the
     machine has no GPU. Every engine serves the same model: the worker announces one model."""
     if not hardware.gpus:
-        return (plan_launch(model, model_path, hardware, gpu_index=None,
-                            context_override=context_override),)  # fmt: skip
+        return (
+            plan_launch(
+                model, model_path, hardware, gpu_index=None, context_override=context_override
+            ),
+        )
     indices = gpu_indices or tuple(g.index for g in hardware.gpus)
     return tuple(
         plan_launch(model, model_path, hardware, gpu_index=index, context_override=context_override)

@@ -125,9 +125,13 @@ async def test_custom_network_from_a_fake_ton_root_config(
     root_file = tmp_path / "fake-ton.json"
     root_file.write_text(json.dumps(config))
     services = build_test_services(
-        tmp_path / "data", "custom", backend_url=backend.url, model=MODEL,
-        root_config_file=str(root_file), owner_address=DEVNET_UNCLAIMED_OWNER,
-    )  # fmt: skip
+        tmp_path / "data",
+        "custom",
+        backend_url=backend.url,
+        model=MODEL,
+        root_config_file=str(root_file),
+        owner_address=DEVNET_UNCLAIMED_OWNER,
+    )
     await services.start()
     try:
         await services.earning.start_earning()
@@ -153,9 +157,13 @@ async def test_custom_network_from_a_fake_ton_root_config(
 @pytest.mark.allow_log_warnings
 async def test_unreadable_root_config_is_a_clear_failure(tmp_path: Path) -> None:
     services = build_test_services(
-        tmp_path, "custom", backend_url="http://127.0.0.1:9", model=MODEL,
-        root_config_file=str(tmp_path / "missing.json"), owner_address=DEVNET_UNCLAIMED_OWNER,
-    )  # fmt: skip
+        tmp_path,
+        "custom",
+        backend_url="http://127.0.0.1:9",
+        model=MODEL,
+        root_config_file=str(tmp_path / "missing.json"),
+        owner_address=DEVNET_UNCLAIMED_OWNER,
+    )
     with pytest.raises(UserFacingError, match=r"missing\.json"):
         await services.earning.start_earning()
     assert services.earning.status.value.phase == "failed"

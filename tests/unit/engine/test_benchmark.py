@@ -181,16 +181,26 @@ async def test_budget_too_small_is_a_clear_error(paths: AppPaths) -> None:
     with pytest.raises(BenchmarkError, match="time budget"):
         await runner.run(plan=BenchmarkPlan(budget_s=3), use_cache=False)
     launch = EngineLaunch(
-        model_name="m", model_path=_bundled(), context_length=128, parallel=1, threads=1,
-        gpu_index=None, gpu_layers=0, batch_size=64, address_space_limit=None,
-    )  # fmt: skip
+        model_name="m",
+        model_path=_bundled(),
+        context_length=128,
+        parallel=1,
+        threads=1,
+        gpu_index=None,
+        gpu_layers=0,
+        batch_size=64,
+        address_space_limit=None,
+    )
     async with launched_engine(launch, paths.run_dir) as (endpoint, ready):
         assert ready.parallel == 1
         with pytest.raises(BenchmarkError, match="did not finish one round"):
             await measure_engine(
-                endpoint, key=sample_result().key, model="m", device="cpu",
+                endpoint,
+                key=sample_result().key,
+                model="m",
+                device="cpu",
                 plan=BenchmarkPlan(budget_s=0.001),
-            )  # fmt: skip
+            )
 
 
 def _bundled() -> Path:
@@ -202,8 +212,9 @@ def test_benchmark_key_names_the_device() -> None:
     cpu_key = benchmark_key(GpuInventory(state="no_gpu", message="", hint="", cpu=CPU), None, "ab")
     assert (cpu_key.gpu_uuid, cpu_key.driver) == ("cpu:Test CPU:2", "none")
     gpu = GpuInfo(0, "RTX 4090", "GPU-1234", None, 24 << 30, 0, (8, 9))
-    inventory = GpuInventory(state="ok", message="", hint="", cpu=CPU, gpus=(gpu,),
-                             driver_version="550.54")  # fmt: skip
+    inventory = GpuInventory(
+        state="ok", message="", hint="", cpu=CPU, gpus=(gpu,), driver_version="550.54"
+    )
     gpu_key = benchmark_key(inventory, gpu, "ab")
     assert (gpu_key.gpu_uuid, gpu_key.driver, gpu_key.model_sha256) == ("GPU-1234", "550.54", "ab")
     assert gpu_key.engine_version.startswith("cocoon-batcher/")

@@ -38,8 +38,9 @@ SMOLLM = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 def _hardware(vram_gib: tuple[int, ...] = (), ram_gib: int = 16, cores: int = 8) -> HardwareBudget:
     gpus = tuple(GpuBudget(i, f"GPU {i}", v * GIB) for i, v in enumerate(vram_gib))
-    return HardwareBudget(gpus=gpus, ram_total_bytes=ram_gib * GIB, cpu_cores=cores,
-                          cpu_threads=cores * 2)  # fmt: skip
+    return HardwareBudget(
+        gpus=gpus, ram_total_bytes=ram_gib * GIB, cpu_cores=cores, cpu_threads=cores * 2
+    )
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +98,13 @@ def test_installed_limits_the_automatic_choice(catalog: Catalog) -> None:
 
 @pytest.mark.parametrize(
     ("vram", "expected"),
-    [((8,), "Qwen/Qwen3-8B"), ((24,), "Qwen/Qwen3-14B"), ((4,), "meta-llama/Llama-3.2-3B-Instruct"),
-     ((24, 8), "Qwen/Qwen3-8B")],
-)  # fmt: skip
+    [
+        ((8,), "Qwen/Qwen3-8B"),
+        ((24,), "Qwen/Qwen3-14B"),
+        ((4,), "meta-llama/Llama-3.2-3B-Instruct"),
+        ((24, 8), "Qwen/Qwen3-8B"),
+    ],
+)
 def test_gpu_picks_the_best_model_that_fits_every_gpu(
     catalog: Catalog, vram: tuple[int, ...], expected: str
 ) -> None:
@@ -144,10 +149,17 @@ def test_nothing_fits_a_machine_with_too_little_memory(catalog: Catalog) -> None
 
 
 def test_budget_from_the_gpu_probe_inventory() -> None:
-    cpu = CpuInfo("Ryzen", physical_cores=8, logical_cores=16, ram_total_bytes=32 * GIB,
-                  ram_available_bytes=20 * GIB)  # fmt: skip
-    gpus = (GpuInfo(0, "RTX 4090", "GPU-1", None, 24 * GIB, 0, (8, 9)),
-            GpuInfo(1, "lost", "GPU-2", None, None, None, None))  # fmt: skip
+    cpu = CpuInfo(
+        "Ryzen",
+        physical_cores=8,
+        logical_cores=16,
+        ram_total_bytes=32 * GIB,
+        ram_available_bytes=20 * GIB,
+    )
+    gpus = (
+        GpuInfo(0, "RTX 4090", "GPU-1", None, 24 * GIB, 0, (8, 9)),
+        GpuInfo(1, "lost", "GPU-2", None, None, None, None),
+    )
     inventory = GpuInventory("ok", "1 GPU", "", cpu, gpus)
     budget = HardwareBudget.from_inventory(inventory)
     assert budget.gpus == (GpuBudget(0, "RTX 4090", 24 * GIB),)

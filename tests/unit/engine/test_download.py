@@ -58,11 +58,21 @@ def entry_for(
 ) -> ModelEntry:
     digest = hashlib.sha256(payload).hexdigest() if sha256 == "auto" else sha256
     return ModelEntry(
-        name=name, file="tiny.gguf", size_bytes=len(payload), sha256=digest, quant="F32",
-        context_length=2048, kv_bytes_per_token=1024, min_vram_bytes=len(payload),
-        min_ram_bytes=len(payload), cpu_friendly=True, rank=1, license="test", package=None,
+        name=name,
+        file="tiny.gguf",
+        size_bytes=len(payload),
+        sha256=digest,
+        quant="F32",
+        context_length=2048,
+        kv_bytes_per_token=1024,
+        min_vram_bytes=len(payload),
+        min_ram_bytes=len(payload),
+        cpu_friendly=True,
+        rank=1,
+        license="test",
+        package=None,
         url="https://example.invalid/tiny.gguf",
-    )  # fmt: skip
+    )
 
 
 @dataclass
@@ -422,11 +432,13 @@ def test_truncated_real_model_is_rejected(
         (b"GGUF" + struct.pack("<I", 1) + b"\0" * 40, "GGUF version 1"),
         (b"GGUF" + struct.pack("<IQQ", 3, 1 << 40, 0), "header counts are impossible"),
         (b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1 << 40), "impossible length"),
-        (PAYLOAD[:24] + struct.pack("<Q", 20) + b"general.architecture" + struct.pack("<I", 99),
-         "unknown type 99"),
+        (
+            PAYLOAD[:24] + struct.pack("<Q", 20) + b"general.architecture" + struct.pack("<I", 99),
+            "unknown type 99",
+        ),
         (PAYLOAD[:100], "incomplete"),
     ],
-)  # fmt: skip
+)
 def test_corrupt_model_files_get_clear_errors(tmp_path: Path, data: bytes, message: str) -> None:
     path = tmp_path / "bad.gguf"
     path.write_bytes(data)

@@ -59,8 +59,9 @@ def test_coefficient_and_multipliers_follow_the_billing_rule() -> None:
     answers_only = result(served_prompt=0.0)
     base = estimate_earnings(answers_only, 1, scenarios=(("all", 1.0),))
     tokens = base.scenarios[0].billed_tokens_per_day
-    scaled = estimate_earnings(answers_only, 1, scenarios=(("all", 1.0),),
-                               coefficient=1500, completion_multiplier=5000)  # fmt: skip
+    scaled = estimate_earnings(
+        answers_only, 1, scenarios=(("all", 1.0),), coefficient=1500, completion_multiplier=5000
+    )
     assert scaled.scenarios[0].billed_tokens_per_day == tokens * 1500 * 5000 // (1000 * 10000)
     prompts_free = estimate_earnings(result(), 1, scenarios=(("all", 1.0),), prompt_multiplier=0)
     assert prompts_free.scenarios[0].billed_tokens_per_day == tokens

@@ -63,16 +63,27 @@ async def run_probe(
     target = write_to or writable / "out.txt"
     argv = sandbox_command(
         report,
-        [sys.executable, str(PROBE), "--connect", address,
-         "--read", str(home / "wallet-marker.txt"), "--write", str(target)],
+        [
+            sys.executable,
+            str(PROBE),
+            "--connect",
+            address,
+            "--read",
+            str(home / "wallet-marker.txt"),
+            "--write",
+            str(target),
+        ],
         read_only=[PROBE],
         read_write=[writable],
         limits=LIMITS,
-    )  # fmt: skip
+    )
     proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=engine_env(),
+        *argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=engine_env(),
         start_new_session=True,
-    )  # fmt: skip
+    )
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     return json.loads(out)
@@ -155,8 +166,10 @@ async def test_basic_level_applies_limits_and_a_clean_environment(
 def test_limits_launcher_needs_a_program() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "app.engine.sandbox", "--nofile", "64"],
-        capture_output=True, env=engine_env(), check=False,
-    )  # fmt: skip
+        capture_output=True,
+        env=engine_env(),
+        check=False,
+    )
     assert done.returncode == 2
     assert b"give the program to run after '--'" in done.stderr
 
@@ -170,10 +183,23 @@ def test_limits_launcher_execs_the_program_with_the_limits() -> None:
         "r.getrlimit(r.RLIMIT_NPROC)[0])"
     )
     done = subprocess.run(
-        [sys.executable, "-m", "app.engine.sandbox", "--nofile", "64", "--nproc", str(nproc),
-         "--", sys.executable, "-c", code],
-        capture_output=True, env=engine_env(), check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "app.engine.sandbox",
+            "--nofile",
+            "64",
+            "--nproc",
+            str(nproc),
+            "--",
+            sys.executable,
+            "-c",
+            code,
+        ],
+        capture_output=True,
+        env=engine_env(),
+        check=True,
+    )
     assert done.stdout.split() == [b"64", str(nproc).encode()]
 
 

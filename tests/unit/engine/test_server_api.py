@@ -109,8 +109,9 @@ async def test_chat_completion_reports_usage_and_reuses_the_prefix(
 
 
 async def test_streamed_chat_sends_sse_chunks_usage_and_done(client: TestClient[Any, Any]) -> None:
-    body = chat("Tell me a story.", max_tokens=8, stream=True,
-                stream_options={"include_usage": True})  # fmt: skip
+    body = chat(
+        "Tell me a story.", max_tokens=8, stream=True, stream_options={"include_usage": True}
+    )
     async with client.post("/v1/chat/completions", json=body) as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/event-stream")
@@ -136,9 +137,11 @@ async def test_completion_with_stop_string_and_token_prompt(client: TestClient[A
     assert plain["choices"][0]["finish_reason"] == "length"
     assert plain["usage"]["completion_tokens"] == 12
     stop = text.split()[2]
-    status, stopped = await post(client, "/v1/completions",
-                                 {"prompt": STORY, "max_tokens": 12, "temperature": 0,
-                                  "stop": [stop]})  # fmt: skip
+    status, stopped = await post(
+        client,
+        "/v1/completions",
+        {"prompt": STORY, "max_tokens": 12, "temperature": 0, "stop": [stop]},
+    )
     assert stopped["choices"][0]["finish_reason"] == "stop"
     assert stopped["choices"][0]["text"] == text[: text.index(stop)]
     tokens = list(range(100, 110))
@@ -155,11 +158,16 @@ async def test_concurrent_requests_all_complete_with_correct_usage(
         (await post(client, "/v1/completions", {"prompt": p, "max_tokens": 1}))[1]["usage"]
         for p in prompts
     ]
-    results = await asyncio.gather(*(
-        post(client, "/v1/completions", {"prompt": p, "max_tokens": 6, "temperature": 0.7,
-                                         "seed": 7})
-        for p in prompts
-    ))  # fmt: skip
+    results = await asyncio.gather(
+        *(
+            post(
+                client,
+                "/v1/completions",
+                {"prompt": p, "max_tokens": 6, "temperature": 0.7, "seed": 7},
+            )
+            for p in prompts
+        )
+    )
     for (status, answer), single in zip(results, singles, strict=True):
         assert status == 200
         usage = answer["usage"]
@@ -202,10 +210,14 @@ async def test_client_disconnecting_mid_stream_frees_the_slot(
         ("/v1/completions", {"prompt": "word " * 20_000}, 400, "context_length_exceeded"),
         ("/v1/completions", {"prompt": "x" * 300_000}, 413, None),
         ("/v1/completions", {"prompt": "hi", "logprobs": 2}, 400, None),
-        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "n": 3}, 400,
-         None),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "hi"}], "n": 3},
+            400,
+            None,
+        ),
     ],
-)  # fmt: skip
+)
 async def test_bad_input_gets_a_clear_error(
     client: TestClient[Any, Any], path: str, body: object, status: int, code: str | None
 ) -> None:
@@ -255,8 +267,17 @@ async def test_streamed_completion_stops_at_a_stop_string(client: TestClient[Any
 
 
 async def test_sampling_options_are_applied(client: TestClient[Any, Any]) -> None:
-    body = {"prompt": STORY, "max_tokens": 4, "temperature": 0.8, "top_k": 20, "top_p": 0.9,
-            "min_p": 0.05, "repeat_penalty": 1.1, "presence_penalty": 0.5, "seed": 42}  # fmt: skip
+    body = {
+        "prompt": STORY,
+        "max_tokens": 4,
+        "temperature": 0.8,
+        "top_k": 20,
+        "top_p": 0.9,
+        "min_p": 0.05,
+        "repeat_penalty": 1.1,
+        "presence_penalty": 0.5,
+        "seed": 42,
+    }
     first = await post(client, "/v1/completions", body)
     second = await post(client, "/v1/completions", body)
     assert first[0] == second[0] == 200
@@ -308,9 +329,15 @@ async def test_prompt_longer_than_one_batch_is_fed_in_chunks(client: TestClient[
 
 async def test_cocoon_shaped_chat_request_is_served(client: TestClient[Any, Any]) -> None:
     # What COCOON's worker forwards: model = base name, forced include_usage, template kwargs.
-    body = chat("Hi", model=ALIAS, max_completion_tokens=3, stream=True,
-                stream_options={"include_usage": True, "include_obfuscation": False},
-                chat_template_kwargs={"enable_thinking": False}, top_logprobs=0)  # fmt: skip
+    body = chat(
+        "Hi",
+        model=ALIAS,
+        max_completion_tokens=3,
+        stream=True,
+        stream_options={"include_usage": True, "include_obfuscation": False},
+        chat_template_kwargs={"enable_thinking": False},
+        top_logprobs=0,
+    )
     async with client.post("/v1/chat/completions", json=body) as response:
         assert response.status == 200
         events = await read_events(response)

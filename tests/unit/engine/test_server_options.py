@@ -18,9 +18,21 @@ def model(tmp_path: Path) -> Path:
 
 def test_unix_socket_options(model: Path, tmp_path: Path) -> None:
     options = parse_options(
-        ["--model", str(model), "--ctx", "2048", "--parallel", "8", "--threads", "2",
-         "--gpu-layers", "-1", "--uds", str(tmp_path / "e.sock")]
-    )  # fmt: skip
+        [
+            "--model",
+            str(model),
+            "--ctx",
+            "2048",
+            "--parallel",
+            "8",
+            "--threads",
+            "2",
+            "--gpu-layers",
+            "-1",
+            "--uds",
+            str(tmp_path / "e.sock"),
+        ]
+    )
     assert (options.ctx, options.parallel, options.threads, options.gpu_layers) == (2048, 8, 2, -1)
     assert options.uds == tmp_path / "e.sock"
     assert options.model_alias == "m"
@@ -30,9 +42,19 @@ def test_unix_socket_options(model: Path, tmp_path: Path) -> None:
 def test_tcp_options(model: Path, tmp_path: Path) -> None:
     key = tmp_path / "key"
     options = parse_options(
-        ["--model", str(model), "--host", "127.0.0.1", "--port", "0", "--api-key-file", str(key),
-         "--alias", "served-name"]
-    )  # fmt: skip
+        [
+            "--model",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--api-key-file",
+            str(key),
+            "--alias",
+            "served-name",
+        ]
+    )
     assert (options.host, options.port, options.api_key_file) == ("127.0.0.1", 0, key)
     assert options.model_alias == "served-name"
 

@@ -23,11 +23,23 @@ ROOT = Path(__file__).resolve().parents[3]
 
 async def start(*args: str) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app.engine.server", "--model", str(model_path()), "--ctx", "128",
-        "--parallel", "2", "--threads", "1", *args,
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "app.engine.server",
+        "--model",
+        str(model_path()),
+        "--ctx",
+        "128",
+        "--parallel",
+        "2",
+        "--threads",
+        "1",
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    )
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 120)
     return proc, json.loads(line)
@@ -85,10 +97,18 @@ async def test_tcp_requires_the_bearer_key(tmp_path: Path) -> None:
 
 async def test_bad_command_line_exits_2_without_listening(tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app.engine.server", "--model", str(tmp_path / "none.gguf"),
-        "--uds", str(tmp_path / "s"), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "app.engine.server",
+        "--model",
+        str(tmp_path / "none.gguf"),
+        "--uds",
+        str(tmp_path / "s"),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     out, err = await proc.communicate()
     assert proc.returncode == 2
     assert out == b""
@@ -100,8 +120,13 @@ async def test_sigterm_lets_a_running_request_finish(tmp_path: Path) -> None:
     proc, _ = await start("--uds", str(sock), "--shutdown-grace", "30")
     connector = aiohttp.UnixConnector(path=str(sock))
     async with aiohttp.ClientSession(connector=connector) as session:
-        body = {"prompt": "Once upon a time", "max_tokens": 40, "temperature": 0, "stream": True,
-                "stream_options": {"include_usage": True}}  # fmt: skip
+        body = {
+            "prompt": "Once upon a time",
+            "max_tokens": 40,
+            "temperature": 0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         async with session.post("http://engine/v1/completions", json=body) as response:
             first = await response.content.readline()
             assert first.startswith(b"data: ")

@@ -15,10 +15,17 @@ def body(**fields: object) -> bytes:
 
 def test_valid_chat_request_is_parsed() -> None:
     parsed = parse_body(
-        body(model="m", max_tokens=5, stop="END", stream=True,
-             stream_options={"include_usage": True}, temperature=0, seed=-1),
+        body(
+            model="m",
+            max_tokens=5,
+            stop="END",
+            stream=True,
+            stream_options={"include_usage": True},
+            temperature=0,
+            seed=-1,
+        ),
         "chat",
-    )  # fmt: skip
+    )
     assert parsed.model == "m"
     assert parsed.max_tokens == 5
     assert parsed.stop == ("END",)
@@ -38,9 +45,15 @@ def test_defaults_follow_openai() -> None:
 
 def test_text_parts_are_joined() -> None:
     raw = json.dumps(
-        {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"},
-                                                   {"type": "text", "text": "b"}]}]}
-    ).encode()  # fmt: skip
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+                }
+            ]
+        }
+    ).encode()
     assert parse_body(raw, "chat").messages[0]["content"] == "ab"
 
 
@@ -83,14 +96,17 @@ def test_repr_hides_the_prompt() -> None:
         (b'{"messages": "hi"}', "chat", "messages"),
         (b'{"messages": [{"content": "hi"}]}', "chat", "messages[0]"),
         (b'{"messages": [{"role": "user", "content": 5}]}', "chat", "messages[0]"),
-        (b'{"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}', "chat",
-         "messages[0]"),
+        (
+            b'{"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}',
+            "chat",
+            "messages[0]",
+        ),
         (b'{"prompt": ""}', "completion", "prompt"),
         (b'{"prompt": ["a", "b"]}', "completion", "prompt"),
         (b'{"prompt": [1, -2]}', "completion", "prompt"),
         (b"{}", "completion", "prompt"),
     ],
-)  # fmt: skip
+)
 def test_bad_input_is_rejected_with_400(raw: bytes, endpoint: str, param: str | None) -> None:
     with pytest.raises(RequestError) as caught:
         parse_body(raw, endpoint)  # type: ignore[arg-type]
@@ -131,11 +147,18 @@ def test_harmless_defaults_of_unsupported_features_pass() -> None:
 
 def test_fields_cocoon_forwards_are_accepted() -> None:
     parsed = parse_body(
-        body(top_logprobs=2, parallel_tool_calls=False, reasoning_effort="low", verbosity="low",
-             chat_template_kwargs={"enable_thinking": False}, best_of=1, skip_special_tokens=True,
-             stream_options={"include_usage": True, "include_obfuscation": False}),
+        body(
+            top_logprobs=2,
+            parallel_tool_calls=False,
+            reasoning_effort="low",
+            verbosity="low",
+            chat_template_kwargs={"enable_thinking": False},
+            best_of=1,
+            skip_special_tokens=True,
+            stream_options={"include_usage": True, "include_obfuscation": False},
+        ),
         "chat",
-    )  # fmt: skip
+    )
     assert parsed.enable_thinking is False
     assert parsed.include_usage
     assert parse_body(body(chat_template_kwargs={}), "chat").enable_thinking is None

@@ -34,8 +34,9 @@ PROGRAM = Path(__file__).resolve().parent / "programs" / "fake_engine.py"
 MODEL = bundled_model_path(load_catalog().default)
 NAME = load_catalog().default.name
 BASIC = SandboxReport(SandboxLevel.BASIC, "test")
-FAST = EngineTimeouts(start=30, health_interval=0.2, health_timeout=1.0, health_failures=2,
-                      stop_grace=5.0)  # fmt: skip
+FAST = EngineTimeouts(
+    start=30, health_interval=0.2, health_timeout=1.0, health_failures=2, stop_grace=5.0
+)
 NO_RESTART = RestartPolicy(initial_delay=0.0, max_failures=0)
 QUICK_RESTART = RestartPolicy(initial_delay=0.05, max_delay=0.1, max_failures=3)
 
@@ -46,9 +47,17 @@ needs_bwrap = pytest.mark.skipif(
 
 
 def launch_for(model: Path = MODEL, gpu_index: int | None = None) -> EngineLaunch:
-    return EngineLaunch(model_name=NAME, model_path=model, context_length=512, parallel=2,
-                        threads=1, gpu_index=gpu_index, gpu_layers=0 if gpu_index is None else -1,
-                        batch_size=64, address_space_limit=None)  # fmt: skip
+    return EngineLaunch(
+        model_name=NAME,
+        model_path=model,
+        context_length=512,
+        parallel=2,
+        threads=1,
+        gpu_index=gpu_index,
+        gpu_layers=0 if gpu_index is None else -1,
+        batch_size=64,
+        address_space_limit=None,
+    )
 
 
 @asynccontextmanager
@@ -63,13 +72,24 @@ async def supervised(
     program: list[str] | None = None,
     gpu_index: int | None = None,
 ) -> AsyncIterator[tuple[EngineSupervisor, list[EngineStatus]]]:
-    argv = program or [sys.executable, str(PROGRAM), "--behaviour", behaviour,
-                       "--state-dir", str(tmp_path)]  # fmt: skip
+    argv = program or [
+        sys.executable,
+        str(PROGRAM),
+        "--behaviour",
+        behaviour,
+        "--state-dir",
+        str(tmp_path),
+    ]
     supervisor = EngineSupervisor(
-        launch_for(model, gpu_index), run_dir=tmp_path / "run", log_dir=tmp_path / "logs",
-        sandbox=report, program=argv, extra_read_only=[PROGRAM], policy=policy,
+        launch_for(model, gpu_index),
+        run_dir=tmp_path / "run",
+        log_dir=tmp_path / "logs",
+        sandbox=report,
+        program=argv,
+        extra_read_only=[PROGRAM],
+        policy=policy,
         timeouts=timeouts,
-    )  # fmt: skip
+    )
     seen: list[EngineStatus] = []
     supervisor.status.subscribe(seen.append)
     await supervisor.start()
@@ -148,8 +168,11 @@ async def test_basic_level_serves_on_loopback_and_requires_the_api_key(tmp_path:
         assert await chat(endpoint, "x" * 43) == 401
         status = supervisor.status.value
         assert (status.state, status.sandbox, status.model, status.restarts) == (
-            "ready", SandboxLevel.BASIC, NAME, 0,
-        )  # fmt: skip
+            "ready",
+            SandboxLevel.BASIC,
+            NAME,
+            0,
+        )
         assert status.pid is not None
         assert psutil.pid_exists(status.pid)
         key_file = tmp_path / "run" / "engine-cpu" / "api-key"
@@ -195,11 +218,15 @@ async def test_the_child_gets_the_launch_and_only_its_gpu(
         launch = (await models_of(await supervisor.wait_ready()))["launch"]
         assert supervisor.status.value.gpu_index == gpu_index
     assert launch == {
-        "ctx": 512, "parallel": 2, "threads": 1, "batch": 64, "model": str(MODEL),
+        "ctx": 512,
+        "parallel": 2,
+        "threads": 1,
+        "batch": 64,
+        "model": str(MODEL),
         "gpu_layers": 0 if gpu_index is None else -1,
         # CPU engines see no GPU at all; a GPU engine sees exactly its own.
         "cuda_visible_devices": "" if gpu_index is None else "1",
-    }  # fmt: skip
+    }
     tag = "cpu" if gpu_index is None else "gpu1"
     assert (tmp_path / "logs" / f"engine-{tag}.log").is_file()
 
@@ -330,8 +357,9 @@ async def test_crash_after_ready_restarts_with_backoff(tmp_path: Path) -> None:
 @pytest.mark.slow
 async def test_engine_that_stops_answering_is_declared_hung(tmp_path: Path) -> None:
     # stop_grace short: the stalled request keeps the fake from exiting on SIGTERM.
-    timeouts = EngineTimeouts(start=30, health_interval=0.1, health_timeout=0.3,
-                              health_failures=2, stop_grace=0.5)  # fmt: skip
+    timeouts = EngineTimeouts(
+        start=30, health_interval=0.1, health_timeout=0.3, health_failures=2, stop_grace=0.5
+    )
     async with supervised(tmp_path, "stall-health", timeouts=timeouts) as (supervisor, seen):
         status = await until(supervisor, lambda s: s.state == "failed")
         assert "stopped answering health checks" in status.reason

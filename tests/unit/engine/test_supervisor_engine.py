@@ -29,8 +29,13 @@ async def engine(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[EngineSupervisor, BackendEndpoint]]:
     report: SandboxReport = request.param
-    launch = plan_launch(MODEL, bundled_model_path(MODEL), HardwareBudget.cpu_only(),
-                         gpu_index=None, context_override=1024)  # fmt: skip
+    launch = plan_launch(
+        MODEL,
+        bundled_model_path(MODEL),
+        HardwareBudget.cpu_only(),
+        gpu_index=None,
+        context_override=1024,
+    )
     supervisor = EngineSupervisor(
         launch, run_dir=tmp_path / "run", log_dir=tmp_path / "logs", sandbox=report
     )
@@ -46,8 +51,7 @@ async def complete(endpoint: BackendEndpoint, key: str | None) -> tuple[int, Any
         aiohttp.UnixConnector(path=str(endpoint.unix_socket)) if endpoint.unix_socket else None
     )
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    body = {"model": MODEL.name, "max_tokens": 8,
-            "messages": [{"role": "user", "content": PROMPT}]}  # fmt: skip
+    body = {"model": MODEL.name, "max_tokens": 8, "messages": [{"role": "user", "content": PROMPT}]}
     url = f"{endpoint.base_url}/v1/chat/completions"
     async with (
         aiohttp.ClientSession(connector=connector) as session,

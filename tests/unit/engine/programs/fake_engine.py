@@ -57,9 +57,15 @@ def build_app(args: argparse.Namespace, key: str | None) -> web.Application:
             await asyncio.sleep(3600)  # up, but no longer answering: a hung engine
         data = [{"id": args.alias, "object": "model"}]
         # Echoed so tests can check what the supervisor passed (contract, GPU pinning).
-        seen = {"ctx": args.ctx, "parallel": args.parallel, "threads": args.threads,
-                "gpu_layers": args.gpu_layers, "batch": args.batch, "model": args.model,
-                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}  # fmt: skip
+        seen = {
+            "ctx": args.ctx,
+            "parallel": args.parallel,
+            "threads": args.threads,
+            "gpu_layers": args.gpu_layers,
+            "batch": args.batch,
+            "model": args.model,
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        }
         return web.json_response({"object": "list", "data": data, "launch": seen})
 
     async def chat(request: web.Request) -> web.StreamResponse:
