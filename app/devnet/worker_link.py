@@ -1,7 +1,8 @@
 """The test-mode proxy's side of one worker connection: handshake checks, answers, requests.
 
-Mirrors ``ProxyInboundWorkerConnection`` and ``ProxyRunningRequest`` of the reference (spec §4.1,
-§4.3, §5.4) closely enough that a worker which works here works against the real proxy.
+Mirrors ``ProxyInboundWorkerConnection`` and ``ProxyRunningRequest`` of the reference
+(docs/protocol.md §4.1, §4.3, §5.4) closely enough that a worker which works here works against
+the real proxy.
 """
 
 from __future__ import annotations

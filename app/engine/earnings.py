@@ -1,8 +1,9 @@
 """The honest earnings estimate: measured tokens/s × stated demand assumptions × the worker fee.
 
 Money is integer nanotons throughout; only rates (tokens per second) are floats. Billing follows
-the COCOON rule (protocol §5.3): ``adjusted = floor(tokens × coefficient/1000 × multiplier/10000)``
-and the worker earns ``adjusted × worker_fee_per_token``.
+the COCOON rule (docs/protocol.md §5.3):
+``adjusted = floor(tokens × coefficient/1000 × multiplier/10000)`` and the worker earns
+``adjusted × worker_fee_per_token``.
 """
 
 from __future__ import annotations

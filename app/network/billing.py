@@ -36,7 +36,7 @@ class PriceConfig(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class BillingParams:
-    """Prices and per-category multipliers from the root contract config (§6.5).
+    """Prices and per-category multipliers from the root contract config (docs/protocol.md §6.5).
 
     ``price_per_token`` is what the client pays per adjusted token and ``worker_fee_per_token``
     what the worker earns per adjusted token, both in nanotons. Fake TON uses 2 and 1.

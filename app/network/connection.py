@@ -1,7 +1,8 @@
 """One runner-protocol link: framing, the ``tcp.connect`` init, keep-alive, packets and queries.
 
 A :class:`Connection` is an ``asyncio.Protocol``: bytes are decoded right in ``data_received``
-(no per-frame task or queue), packets go straight to the handler, queries get futures. Spec §2.5.
+(no per-frame task or queue), packets go straight to the handler, queries get futures.
+See docs/protocol.md §2.5.
 """
 
 from __future__ import annotations

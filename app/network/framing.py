@@ -1,6 +1,7 @@
 """Runner framing: ``u32 LE len ‖ i32 LE seqno ‖ payload`` with per-direction sequence numbers.
 
-The payload is one boxed ``tcp.Packet``; this module neither knows nor parses it. Spec §2.5.
+The payload is one boxed ``tcp.Packet``; this module neither knows nor parses it.
+See docs/protocol.md §2.5.
 """
 
 from __future__ import annotations

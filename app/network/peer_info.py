@@ -1,4 +1,6 @@
-"""The framed ``AttestedPeerInfo`` record a COCOON router writes before relaying bytes (spec §2.3).
+"""The framed ``AttestedPeerInfo`` record a COCOON router writes before relaying bytes.
+
+See docs/protocol.md §2.3.
 
 Body format is TD's ``td::serialize``: LE integers, TL-encoded strings, raw fixed-size hashes.
 """

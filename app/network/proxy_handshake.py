@@ -1,4 +1,7 @@
-"""The handshake messages the worker sends and how it judges the proxy's answer (spec §4.1)."""
+"""The handshake messages the worker sends and how it judges the proxy's answer.
+
+See docs/protocol.md §4.1.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The worker's session with one proxy: dial, handshake, serve ``runQueryEx``, poll payments.
 
 One :class:`ProxySession` lives for one TCP connection; :class:`~app.network.worker.CocoonWorker`
-re-dials with a new session. Spec §4, §5.4, §6.3.
+re-dials with a new session. docs/protocol.md §4, §5.4, §6.3.
 """
 
 from __future__ import annotations

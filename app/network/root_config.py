@@ -122,7 +122,7 @@ def _parse_host_port(text: str) -> ProxyAddress:
 
 
 def parse_root_config_cell(data: bytes | Cell) -> RootConfig:
-    """Parse the root contract's data: a BOC or a cell laid out as in the protocol notes §6.5."""
+    """Parse the root contract's data: a BOC or a cell laid out as in docs/protocol.md §6.5."""
     try:
         cell = data if isinstance(data, Cell) else Cell.one_from_boc(data)
         return _parse_root(cell.begin_parse())  # type: ignore[no-untyped-call]

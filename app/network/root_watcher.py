@@ -1,6 +1,6 @@
 """``RootConfigWatcher``: re-reads the COCOON root configuration every 30–60 s, publishes
 ``RootConfigState`` and tells the worker when ``params_version`` or the proxy list moves on
-(spec §1.2 item 7, §6.5); also its two sources, the chain and the fake-TON JSON file."""
+(docs/protocol.md §1.2 item 7, §6.5); also its two sources, the chain and the fake-TON JSON file."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""SOCKS5 CONNECT (no auth, IPv4 only) to a proxy through the local COCOON router (spec §2.2).
+"""SOCKS5 CONNECT (no auth, IPv4 only) to a proxy through the local COCOON router.
+
+See docs/protocol.md §2.2.
 
 Works on a raw non-blocking socket so the caller can read the router's ``AttestedPeerInfo``
 record byte-exactly afterwards and then hand the socket to an asyncio transport.

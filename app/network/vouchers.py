@@ -1,4 +1,6 @@
-"""Proxy-signed payment vouchers: verifying them (spec §6.2) and keeping the best one per proxy.
+"""Proxy-signed payment vouchers: verifying them and keeping the best one per proxy.
+
+See docs/protocol.md §6.2.
 
 A voucher is a BOC of one cell: ``op, query_id, excesses address, Ed25519 signature`` with a ref
 to the signed payload ``op, query_id, tokens, worker-contract address``.

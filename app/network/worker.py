@@ -1,7 +1,7 @@
 """``CocoonWorker``: the service that keeps proxy sessions alive and publishes ``WorkerStatus``.
 
 Targets are chosen from the configured proxies; a closed session is re-dialled after 10 s and a
-target not ready for 300 s is replaced by another proxy (spec §2.5, §4.4).
+target not ready for 300 s is replaced by another proxy (docs/protocol.md §2.5, §4.4).
 """
 
 from __future__ import annotations

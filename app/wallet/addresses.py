@@ -67,8 +67,8 @@ class ParsedAddress:
         return address_forms(self.address)
 
     def bounce_to(self, active: bool) -> bool:
-        """The bounce flag of a send here (docs §5.2): only when the account is ``active`` and
-        the address does not ask for non-bounceable."""
+        """The bounce flag of a send here (docs/wallet.md §5.2): only when the account is
+        ``active`` and the address does not ask for non-bounceable."""
         return active and self.bounceable is not False
 
 

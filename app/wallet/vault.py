@@ -1,6 +1,6 @@
 """The per-wallet encrypted vault file: the source of truth for a wallet's recovery phrase.
 
-Layout (docs/ton-wallet.md §4.5): public metadata in clear; a random 32-byte data key encrypts
+Layout (docs/wallet.md §4.1, §4.2): public metadata in clear; a random 32-byte data key encrypts
 the secret (XSalsa20-Poly1305, ``nacl.secret.SecretBox``); the data key is wrapped by a key
 derived from the password with Argon2id, whose parameters and salt are stored (versioned).
 """

@@ -1,6 +1,6 @@
 """Safe withdrawals: plan (checks, fee, warnings), sign + persist + broadcast, confirm, reconcile.
 
-Rules (docs/ton-wallet.md §5): strict address parsing; bounce only when the address asks for it
+Rules (docs/wallet.md §5): strict address parsing; bounce only when the address asks for it
 and the destination is active; mode 3, or 130 with value 0 for "send all"; ``valid_until`` =
 server time + 300 s; a pending record is fsynced before the broadcast; a send is confirmed only
 by a seqno change *and* the wallet transaction with the message's normalized hash that actually

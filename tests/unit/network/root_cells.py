@@ -1,4 +1,5 @@
-"""Root contract data built to the §6.5 layout with pytoniq_core's Builder (config, watcher tests).
+"""Root contract data built to the docs/protocol.md §6.5 layout with pytoniq_core's Builder
+(config, watcher tests).
 
 :func:`root_config_boc` varies what the watcher reacts to (``version``, ``params_version``, the
 registered proxies); the rest is fixed at plausible struct-version-3 values.

@@ -1,4 +1,5 @@
-"""Root contract config: cells built to the §6.5 layout, the fake-TON JSON, and bad input."""
+"""Root contract config: cells built to the docs/protocol.md §6.5 layout, fake-TON JSON, bad
+input."""
 
 from __future__ import annotations
 

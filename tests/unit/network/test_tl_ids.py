@@ -1,4 +1,4 @@
-"""Constructor ids: the spec's tables (§3.1, §3.3, Appendix A) against the schema's ids."""
+"""Constructor ids: docs/protocol.md's tables (§3.1, §3.3, Appendix A) against the schema's ids."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from app.network.tl import SCHEMA, TLError, constructor_id
 from app.network.tl.schema import tl_crc
 
-# Appendix A of docs/cocoon-worker-protocol.md: (combinator, id, kind, result type).
+# Appendix A of docs/protocol.md: (combinator, id, kind, result type).
 APPENDIX_A: list[tuple[str, int, str, str]] = [
     ("boolFalse", 0xBC799737, "constructor", "Bool"),
     ("boolTrue", 0x997275B5, "constructor", "Bool"),
@@ -157,7 +157,7 @@ APPENDIX_A: list[tuple[str, int, str, str]] = [
     ("workerRunner.config", 0x870DB56D, "constructor", "workerRunner.Config"),
 ]
 
-# §3.3: every combinator a worker sends or receives.
+# docs/protocol.md §3.3: every combinator a worker sends or receives.
 WORKER_TABLE: list[tuple[str, int]] = [
     ("tcp.connect", 0xA57C4261),
     ("tcp.connected", 0x636D41D6),

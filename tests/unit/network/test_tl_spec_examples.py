@@ -1,4 +1,4 @@
-"""The example wire bytes of the protocol spec (§3.2) and the value encodings it tabulates."""
+"""The example wire bytes of docs/protocol.md (§2.5, §3.2) and the value encodings it tabulates."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Voucher verification (spec §6.2) against the captured reference voucher, and the store."""
+"""Voucher verification (docs/protocol.md §6.2) against the captured reference voucher, and the
+store."""
 
 from __future__ import annotations
 

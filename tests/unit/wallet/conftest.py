@@ -8,7 +8,7 @@ import pytest
 from app.wallet.mnemonic import KeyPair, Mnemonic, derive_keypair, parse_mnemonic
 from app.wallet.vault import KdfParams
 
-# The spec's public test vector (docs/ton-wallet.md §2.8): never fund it on mainnet.
+# The public test vector (docs/wallet.md §2.4): never fund it on mainnet.
 TEST_VECTOR_PHRASE = (
     "decorate loyal transfer actual middle february anger trick rescue wet shove autumn "
     "gossip banner mirror embody stem iron attack corn cycle actor used steel"

@@ -1,4 +1,4 @@
-"""Wallet contracts against the spec's test vector: every address form, wallet ids, networks."""
+"""Wallet contracts against the test vector (docs/wallet.md §2.4): addresses, ids, networks."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from app.wallet.contracts import (
 )
 from app.wallet.mnemonic import KeyPair
 
-# docs/ton-wallet.md §2.8, produced by both pytoniq and @ton/ton.
+# docs/wallet.md §2.4, produced by both pytoniq and @ton/ton.
 VECTOR = {
     (WalletVersion.V4R2, TonNetwork.MAINNET): (
         "0:109746adfca1d28e0d116665e28ea469510fb27a0ab308b80c63351050e1443e",

@@ -1,4 +1,4 @@
-"""Transfer building and signing: golden hashes from the spec, message contents, bad input."""
+"""Transfer building and signing: golden hashes (docs/wallet.md §3.3), contents, bad input."""
 
 # The tests read messages back with pytoniq-core, whose methods and unions are loosely typed.
 # mypy: disable-error-code="no-untyped-call,union-attr,no-any-return"
@@ -27,7 +27,7 @@ DEST = Address("0:" + "ab" * 32)
 GOLDEN_ORDER = TransferOrder(
     DEST, Nanoton(1_500_000_000), bounce=False, comment="Hello from pytoniq ✓"
 )
-# docs/ton-wallet.md §2.5: identical in pytoniq and @ton/ton (seqno 0, valid_until 0xFFFFFFFF).
+# docs/wallet.md §3.3: identical in pytoniq and @ton/ton (seqno 0, valid_until 0xFFFFFFFF).
 GOLDEN = {
     WalletVersion.V4R2: (
         "9d3d73978ad66e9e921d81c6e9e1d2899a94c780ebbfc796649b328f4d969644",
