@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui.dialogs.building_blocks import GuardedDialog, button_row, message_label
+from app.ui.dialogs.clipboard_guard import ClipboardGuard
 from app.ui.dialogs.withdraw_review import receipt_text, review_lines, ton
 from app.ui.qt_async import async_slot
 from app.ui.theme import restyle
@@ -94,8 +95,11 @@ class WithdrawDialog(GuardedDialog):
         self.destination.setPlaceholderText("UQ… or EQ… (48 characters)")
         self.destination.textChanged.connect(self._destination_changed)
         self.destination_note = message_label("Muted")
+        self.clipboard_warning = message_label("Warning")
+        self.clipboard_guard = ClipboardGuard(self.destination, self.clipboard_warning)
         form.addRow("To", self.destination)
         form.addRow("", self.destination_note)
+        form.addRow("", self.clipboard_warning)
         self.amount = QLineEdit()
         self.amount.setPlaceholderText("TON, e.g. 1.5")
         self.amount.textChanged.connect(self._amount_changed)
@@ -315,6 +319,7 @@ class WithdrawDialog(GuardedDialog):
     def done(self, code: int) -> None:
         if self._follow is not None and not self._follow.done():
             self._follow.cancel()  # only following; the wallet keeps tracking the send itself
+        self.clipboard_guard.stop()
         self.destination.clear()
         self.amount.clear()
         self.comment.clear()

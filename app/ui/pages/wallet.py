@@ -98,6 +98,7 @@ class WalletPage(Page):
         self.node_card = view.node_card
         self.pending_label = view.pending_label
         self.address = view.address
+        self.qr_code = view.qr_code
         self.owner_label = view.owner_label
         self.history = view.history
         self.more_button = view.more_button
@@ -127,10 +128,12 @@ class WalletPage(Page):
 
     def _show_state(self, state: WalletState) -> None:
         if state.active is None:
+            self.qr_code.set_text("")
             self.views.setCurrentIndex(SETUP)
             return
         self.unlock_card.value.setText(state.active.address)
         self.address.setText(state.active.address)
+        self.qr_code.set_text(state.active.address)
         self.views.setCurrentIndex(LOCKED if state.locked else UNLOCKED)
         if state.balance is None:
             self.balance_card.value.setText("—")

@@ -1,5 +1,5 @@
-"""``WalletView``: the open wallet's widgets (balance and node cards, address, actions, the pending
-send, history); the Wallet page connects and fills them."""
+"""``WalletView``: the open wallet's widgets (balance and node cards, address and its QR code,
+actions, the pending send, history); the Wallet page connects and fills them."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidg
 from app.ui.dialogs.building_blocks import message_label, push_button, vbox_of
 from app.ui.pages.page import Card
 from app.ui.pages.wallet_history import HistoryTable
+from app.ui.widgets.qr_code import QrCode
 
 
 class WalletView(QWidget):
@@ -62,9 +63,13 @@ class WalletView(QWidget):
         self.address.setReadOnly(True)
         self.address.setObjectName("Address")
         self.copy_button = push_button("Copy")
+        # The plain address rather than a ton://transfer/ link: every wallet app's scanner reads
+        # both, and a plain address is also what exchanges' deposit scanners and humans expect.
+        self.qr_code = QrCode(what="receive address")
         row = QHBoxLayout()
         row.addWidget(self.address, 1)
         row.addWidget(self.copy_button)
+        row.addWidget(self.qr_code)
         vbox_of(card).insertLayout(1, row)
         self.owner_label = card.detail
         self.owner_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
