@@ -20,7 +20,7 @@ from app.core.money import format_ton
 from app.core.observable import Observable
 from app.core.paths import AppPaths
 from app.core.service import ServiceGroup
-from app.core.settings import NetworkName, Settings
+from app.core.settings import NetworkName, Settings, WalletSettings
 from app.core.settings_store import SettingsStore
 from app.devnet.local_network import LocalNetwork
 from app.engine.energy import EnergyMeter
@@ -34,7 +34,7 @@ from app.network.job_energy import MeteredJobs
 from app.network.jobs import JobStore
 from app.network.root_watcher import file_source
 from app.wallet.chain import ChainBackend
-from app.wallet.chain_factory import open_chain
+from app.wallet.chain_factory import NoNetwork, open_chain
 from app.wallet.keyring_cache import KeyringCache
 from app.wallet.service import WalletService
 from app.wallet.simulated_chain import SimulatedChain
@@ -172,6 +172,43 @@ class Services:
         )
 
 
+def wallet_network(network: NetworkName) -> str:
+    """The chain the wallet uses on ``network`` (the one mapping; custom pays testnet-style TON)."""
+    return _WALLET_NETWORK[network]
+
+
+def build_wallet_service(
+    paths: AppPaths,
+    network: NetworkName,
+    wallet_settings: WalletSettings,
+    *,
+    online: bool = True,
+    chain: ChainBackend | None = None,
+    kdf: KdfParams = DEFAULT_KDF,
+    keyring: KeyringCache | None = None,
+    refresh_interval_s: float | None = None,
+) -> WalletService:
+    """A wallet service (not started) on ``network``'s chain (``chain`` if given, else a new one);
+    ``online=False`` gives it no chain at all (vault-only and offline-signing commands)."""
+    chain_network = wallet_network(network)
+    if chain is None:
+        chain = open_chain(chain_network, paths) if online else NoNetwork()
+    return WalletService(
+        paths,
+        chain_network,
+        chain,
+        settings=wallet_settings,
+        keyring=keyring,
+        kdf=kdf,
+        refresh_interval_s=refresh_interval_s,
+    )
+
+
+def build_job_store(paths: AppPaths) -> JobStore:
+    """The job records (not started)."""
+    return JobStore(paths.jobs_db)
+
+
 def build_services(
     paths: AppPaths,
     settings: SettingsStore,
@@ -192,15 +229,15 @@ def build_services(
     )
     guard = ThermalGuard(telemetry, GuardConfig.from_settings(first.engine))
     energy = EnergyMeter(price_nanoton_per_kwh=first.engine.electricity_price_nanoton_per_kwh)
-    jobs = JobStore(paths.jobs_db)
+    jobs = build_job_store(paths)
     # One keyring cache for the service and the UI, or "unlock with saved key" cannot work.
     keyring = opts.keyring or KeyringCache()
-    chain = open_chain(_WALLET_NETWORK[network], paths)
-    wallet = WalletService(
+    chain = open_chain(wallet_network(network), paths)
+    wallet = build_wallet_service(
         paths,
-        _WALLET_NETWORK[network],
-        chain,
-        settings=first.wallet,
+        network,
+        first.wallet,
+        chain=chain,
         keyring=keyring,
         kdf=opts.wallet_kdf,
         refresh_interval_s=opts.wallet_refresh_s,

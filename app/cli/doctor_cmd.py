@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from app import __version__
+from app.bootstrap import build_job_store
 from app.cli.context import CliContext
 from app.core.errors import UserFacingError
 from app.engine.benchmark import BenchmarkCache, model_sha256
@@ -23,7 +24,6 @@ from app.engine.catalog import load_catalog
 from app.engine.gpu_probe import GpuInventory, gpu_report, probe
 from app.engine.planning import EnginePlan, plan_engine
 from app.engine.sandbox import detect_sandbox
-from app.network.jobs import JobStore
 from app.wallet.vault import VAULT_SUFFIX, WalletVault
 from app.wallet.vault_format import VaultError
 
@@ -121,7 +121,7 @@ async def _benchmark_section(
 async def _jobs_section(ctx: CliContext) -> dict[str, Any]:
     if not ctx.paths.jobs_db.exists():
         return {"today": None, "recent": []}
-    store = JobStore(ctx.paths.jobs_db)
+    store = build_job_store(ctx.paths)
     await store.start()
     try:
         today = await store.today_totals()

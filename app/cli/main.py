@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -21,9 +22,11 @@ from app.cli import (
 )
 from app.cli.context import CliContext, CliUsageError
 from app.core.errors import UserFacingError
-from app.core.logs import configure_logging
+from app.core.logs import FILE_ONLY, configure_logging, redact
 from app.core.paths import AppPaths, default_data_dir
 from app.core.settings_store import SettingsStore
+
+_log = logging.getLogger(__name__)
 
 Handler = Callable[[argparse.Namespace, CliContext], int]
 
@@ -41,30 +44,53 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="With no command, the desktop app starts (or the headless worker if there is no "
         "display). The default network is the built-in local test network.",
     )
+    _add_global_options(parser, defaults=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _COMMANDS:
+        module.register(sub)
+    _add_global_options_to_subcommands(parser)
+    return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The options that work before or after any sub-command.
+
+    Sub-commands get them with ``SUPPRESS`` defaults, so a value given after the sub-command
+    overrides one given before it and an absent one leaves the earlier value alone: the later
+    occurrence wins, as people expect.
+    """
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
     parser.add_argument("--version", action="version", version=f"cocoon-provider {__version__}")
     parser.add_argument(
         "--data-dir",
         type=Path,
-        default=None,
+        default=default(None),
         help="where settings, logs, wallets and models live (default: the per-user data folder)",
     )
     parser.add_argument(
         "--network",
         choices=("devnet", "testnet", "mainnet", "custom"),
-        default=None,
+        default=default(None),
         help="network to use (default: from settings, initially 'devnet', the local test network)",
     )
     parser.add_argument(
         "--log-level",
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         type=str.upper,
-        default="INFO",
+        default=default("INFO"),
         help="how much to log (default: INFO)",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in _COMMANDS:
-        module.register(sub)
-    return parser
+
+
+def _add_global_options_to_subcommands(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:  # argparse keeps sub-parsers only here
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_global_options(child, defaults=False)
+                _add_global_options_to_subcommands(child)
 
 
 def main(argv: Sequence[str] | None = None, *, stderr: TextIO | None = None) -> int:
@@ -95,6 +121,15 @@ def main(argv: Sequence[str] | None = None, *, stderr: TextIO | None = None) -> 
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # people get one line; the log file gets the traceback
+        _log.exception("unexpected error in %r", args.command, extra=FILE_ONLY)
+        print(f"Error: {type(exc).__name__}: {redact(str(exc))}", file=err)
+        print(
+            f"This is a bug in cocoon-provider. The details are in {paths.log_file}; "
+            "`cocoon-provider doctor` shows what to include in a report.",
+            file=err,
+        )
+        return EXIT_ERROR
 
 
 def _logs_to_stderr(args: argparse.Namespace) -> bool:

@@ -17,11 +17,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from app.bootstrap import build_wallet_service, wallet_network
 from app.cli.context import CliContext, CliUsageError
 from app.core.errors import UserFacingError
 from app.core.money import format_ton, parse_ton
 from app.core.settings import Settings
-from app.wallet.chain_factory import NoNetwork, open_chain
 from app.wallet.contracts import TonNetwork, WalletContract, WalletVersion, display_address
 from app.wallet.history import Direction, HistoryEntry
 from app.wallet.offline_signing import sign_offline
@@ -100,14 +100,12 @@ def _run(
     start: bool = True,
 ) -> T:
     async def main() -> T:
-        chain = open_chain(ctx.network, ctx.paths) if start else NoNetwork()
-        service = WalletService(
+        service = build_wallet_service(
             ctx.paths,
             ctx.network,
-            chain,
-            settings=ctx.settings.current.value.wallet,
+            ctx.settings.current.value.wallet,
+            online=start,
             kdf=VAULT_KDF,
-            refresh_interval_s=None,
         )
         await service.start()
         try:
@@ -127,11 +125,28 @@ def _read_line(what: str) -> str:
     return line.rstrip("\r\n")
 
 
+def _has_terminal() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def _secret_prompt(prompt: str, *, option: str) -> str:
+    """Ask at the terminal without echo; without one, say which option reads standard input."""
+    if not _has_terminal():
+        raise CliUsageError(
+            f"There is no terminal to ask for the {prompt.split(' (')[0].lower()} at.",
+            hint=f"Pass {option} and send it on standard input.",
+        )
+    try:
+        return getpass.getpass(f"{prompt}: ")
+    except EOFError as exc:  # the terminal closed while we waited
+        raise CliUsageError("No answer was typed.", hint=f"Pass {option} instead.") from exc
+
+
 def _password(args: argparse.Namespace, *, new: bool) -> str:
     if args.password_stdin:
         return _read_line("password")
-    first = getpass.getpass("Wallet password: ")
-    if new and getpass.getpass("Repeat the password: ") != first:
+    first = _secret_prompt("Wallet password", option="--password-stdin")
+    if new and _secret_prompt("Repeat the password", option="--password-stdin") != first:
         raise UserFacingError("The two passwords differ.", hint="Nothing was created.")
     return first
 
@@ -178,7 +193,7 @@ def _import(args: argparse.Namespace, ctx: CliContext) -> int:
     phrase = (
         _read_line("recovery phrase")
         if args.mnemonic_stdin
-        else getpass.getpass("Recovery phrase (24 words): ")
+        else _secret_prompt("Recovery phrase (24 words)", option="--mnemonic-stdin")
     )
     password = _password(args, new=True)
     summary = _run(
@@ -241,7 +256,7 @@ def _balance(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def _history(args: argparse.Namespace, ctx: CliContext) -> int:
     page = _run(ctx, args, lambda s: s.history(limit=args.limit))
-    network = TonNetwork.for_setting(ctx.network)
+    network = TonNetwork.for_setting(wallet_network(ctx.network))
     rows = [_entry_json(e, network) for e in page.entries]
     text = "\n".join(_entry_text(e, network) for e in page.entries) or "No transactions yet."
     return _emit(args, {"entries": rows}, text)
@@ -369,7 +384,9 @@ def _send_offline(args: argparse.Namespace, ctx: CliContext) -> int:
     summary = _run(ctx, args, _active, start=False)
     vault = WalletVault.load(vault_path(ctx.paths.wallets_dir, summary.wallet_id))
     keys = vault.keypair(vault.unlock(_password(args, new=False)))
-    contract = WalletContract(summary.version, TonNetwork.for_setting(ctx.network), keys.public_key)
+    contract = WalletContract(
+        summary.version, TonNetwork.for_setting(wallet_network(ctx.network)), keys.public_key
+    )
     signed = sign_offline(
         contract,
         keys,

@@ -89,6 +89,14 @@ class RedactionFilter(logging.Filter):
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
+#: ``extra=`` for records meant for the log file only (a traceback the terminal shows as one line).
+FILE_ONLY: dict[str, object] = {"file_only": True}
+
+
+def _not_file_only(record: logging.LogRecord) -> bool:
+    return not getattr(record, "file_only", False)
+
+
 def configure_logging(
     log_file: Path | None, level: str = "INFO", *, stream: TextIO | None = sys.stderr
 ) -> None:
@@ -108,7 +116,9 @@ def configure_logging(
             )
         )
     if stream is not None:
-        handlers.append(logging.StreamHandler(stream))
+        terminal = logging.StreamHandler(stream)
+        terminal.addFilter(_not_file_only)
+        handlers.append(terminal)
     for handler in handlers:
         handler.setFormatter(logging.Formatter(_FORMAT))
         handler.addFilter(RedactionFilter())

@@ -342,6 +342,7 @@ def test_devnet_chain_is_persisted_in_the_data_dir(cli: Cli) -> None:
 def test_interactive_password_prompts(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     answers = iter([PASSWORD, "something else"])
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    monkeypatch.setattr("app.cli.wallet_cmd._has_terminal", lambda: True)
     code, _, err = cli("wallet", "create")
     assert code == 1
     assert "differ" in err
@@ -349,6 +350,26 @@ def test_interactive_password_prompts(cli: Cli, monkeypatch: pytest.MonkeyPatch)
     code, out, err = cli("wallet", "import")
     assert code == 0, err
     assert V5_TESTNET in out
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        (("wallet", "create"), "--password-stdin"),
+        (("wallet", "import"), "--mnemonic-stdin"),
+        (("wallet", "send", "--to", V5_TESTNET, "--amount", "1"), "--password-stdin"),
+    ],
+)
+def test_no_terminal_and_no_stdin_option_is_one_clear_error(
+    cli: Cli, command: tuple[str, ...], option: str
+) -> None:
+    # Before: getpass on a closed stdin ended in a raw EOFError traceback.
+    if command[1] == "send":
+        imported(cli)
+    code, out, err = cli(*command, stdin="")
+    assert (code, "Traceback" in out + err) == (2, False), err
+    assert err.startswith("Error: There is no terminal"), err
+    assert option in err
 
 
 def test_create_json_carries_the_phrase(cli: Cli) -> None:
