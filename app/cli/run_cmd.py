@@ -7,15 +7,14 @@ operator can drive many machines from a script without touching their settings f
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from app.bootstrap import BuildOptions, build_services
+from app.bootstrap import BuildOptions
 from app.cli.context import CliContext
-from app.cli.headless import run_headless
+from app.cli.launch import launch
 from app.core.errors import UserFacingError
 from app.core.settings import Settings
 
@@ -82,20 +81,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def handle(args: argparse.Namespace, ctx: CliContext) -> int:
-    if not args.headless:
-        from app.cli import gui_cmd  # the GUI is only imported when it is used
-
-        return gui_cmd.launch(ctx, smoke_test=False)
+    # The worker flags reach the window too (or headless, when there is no display).
     options = BuildOptions(override=settings_override(args))
-    services = build_services(ctx.paths, ctx.settings, ctx.network, options)
-    services.effective_settings()  # fail fast on bad overrides, before anything starts
-    return asyncio.run(run_headless(services, status_interval=args.status_interval, earn=True))
-
-
-def run_headless_command(ctx: CliContext) -> int:
-    """Headless with the saved settings (the GUI's fallback when there is no display)."""
-    services = build_services(ctx.paths, ctx.settings, ctx.network)
-    return asyncio.run(run_headless(services, earn=True))
+    return launch(ctx, options, headless=args.headless, status_interval=args.status_interval)
 
 
 def parse_coefficient(text: str) -> int:

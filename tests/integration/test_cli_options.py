@@ -4,7 +4,9 @@ tracebacks for people: one ``Error:`` line, the details in the log file."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,6 +15,9 @@ from pathlib import Path
 import pytest
 
 from app.cli.main import build_parser, main
+from app.devnet.local_network import LocalNetwork
+from app.devnet.mock_backend import MockBackend, MockBackendConfig
+from tests.polling import eventually
 
 ROOT = Path(__file__).parents[2]
 NETWORKS = ("devnet", "testnet", "mainnet", "custom")
@@ -136,3 +141,68 @@ def test_an_unusable_data_dir_is_an_error_line(argv: list[str], tmp_path: Path) 
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert done.stderr.startswith("Error: "), done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.allow_log_warnings  # the custom network's wallet is offline here (no liteservers)
+async def test_run_without_headless_and_no_display_keeps_the_worker_flags(tmp_path: Path) -> None:
+    # Before: `run` without --headless went to `gui`, which dropped --proxy, --owner-address, …
+    # and, with no display, ran headless on the saved settings: "No proxy to connect to".
+    network = LocalNetwork(demand_per_minute=0)
+    backend = MockBackend(MockBackendConfig(mode="json"))
+    await network.start()
+    await backend.start()
+    env = {k: v for k, v in os.environ.items() if k not in {"DISPLAY", "WAYLAND_DISPLAY"}}
+    env.pop("QT_QPA_PLATFORM", None)
+    env["COCOON_PROVIDER_QUIET_LOGS"] = "1"
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "app",
+            "run",
+            "--network",
+            "custom",
+            "--proxy",
+            network.proxy_address,
+            "--backend-url",
+            backend.url,
+            "--model",
+            "Qwen/Qwen3-8B",
+            "--owner-address",
+            "0QDLYGhRHNqXquKXJazsjMBUUhXtmZ_Nom43-_sztpg80Q6E",
+            "--data-dir",
+            str(tmp_path),
+            env=env,
+            cwd=ROOT,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        assert process.stdout is not None
+        lines: list[str] = []
+
+        async def read() -> None:
+            assert process.stdout is not None
+            while line := (await process.stdout.readline()).decode():
+                lines.append(line)
+
+        reader = asyncio.create_task(read())
+        try:
+            # The worker reached the proxy named on the command line and offers the flagged model.
+            await eventually(lambda: network.proxy.models() == ["Qwen/Qwen3-8B"], limit_s=60)
+            process.send_signal(signal.SIGINT)
+            async with asyncio.timeout(30):
+                code = await process.wait()
+                await reader
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    finally:
+        await backend.aclose()
+        await network.aclose()
+    output = "".join(lines)
+    assert code == 0, output
+    assert "No display found: running headless" in output
+    assert "earning" in output
