@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from app import __version__
 from app.cli import (
@@ -37,8 +37,19 @@ EXIT_USAGE = 2
 _COMMANDS = (gui_cmd, run_cmd, devnet_cmd, bench_cmd, doctor_cmd, models_cmd, wallet_cmd)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the app's error format: one ``Error:`` line and where to read more."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(
+            EXIT_USAGE,
+            f"Error: {message[:1].upper()}{message[1:]}.\n"
+            f"See '{self.prog} --help' for what it takes.\n",
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cocoon-provider",
         description="Earn TON by serving AI inference on the COCOON network with your GPU.",
         epilog="With no command, the desktop app starts (or the headless worker if there is no "

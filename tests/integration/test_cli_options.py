@@ -123,17 +123,27 @@ def _parser_with_handler(command: str, handler: object) -> Callable[[], argparse
     return build
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["doctor"],
-        ["models", "list"],
-        ["wallet", "address"],
-        ["wallet", "balance"],
-        ["wallet", "history"],
-        ["bench", "--json"],
-    ],
-)
+#: Every sub-command, as a user would start it.
+EVERY_COMMAND = [
+    ["gui", "--smoke-test"],
+    ["run", "--headless"],
+    ["devnet"],
+    ["bench", "--json"],
+    ["doctor"],
+    ["models", "list"],
+    ["models", "download", "smollm2-135m"],
+    ["wallet", "create", "--password-stdin"],
+    ["wallet", "import", "--mnemonic-stdin", "--password-stdin"],
+    ["wallet", "address"],
+    ["wallet", "balance"],
+    ["wallet", "history"],
+    ["wallet", "send", "--to", "0QDLYGhRHNqXquKXJazsjMBUUhXtmZ_Nom43-_sztpg80Q6E", "--amount", "1"],
+    ["wallet", "export", "history.csv"],
+    ["wallet", "faucet"],
+]
+
+
+@pytest.mark.parametrize("argv", EVERY_COMMAND, ids=" ".join)
 def test_an_unusable_data_dir_is_an_error_line(argv: list[str], tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -206,3 +216,23 @@ async def test_run_without_headless_and_no_display_keeps_the_worker_flags(tmp_pa
     assert code == 0, output
     assert "No display found: running headless" in output
     assert "earning" in output
+
+
+@pytest.mark.parametrize("argv", EVERY_COMMAND, ids=" ".join)
+def test_a_bad_argument_is_one_error_line_with_a_hint(argv: list[str], tmp_path: Path) -> None:
+    done = _python_m_app("--data-dir", str(tmp_path), *argv, "--no-such-option")
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    first, hint = done.stderr.splitlines()[-2:]
+    assert first == "Error: Unrecognized arguments: --no-such-option.", done.stderr
+    assert "--help" in hint
+
+
+@pytest.mark.parametrize(
+    "argv", [a for a in EVERY_COMMAND if a[0] == "wallet" and a[1] != "faucet"], ids=" ".join
+)
+def test_missing_stdin_is_an_error_line(argv: list[str], tmp_path: Path) -> None:
+    done = _python_m_app("--data-dir", str(tmp_path), *argv, stdin="")
+    assert done.returncode in (1, 2), done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "Error: " in done.stderr, done.stderr
