@@ -29,9 +29,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.add_argument("--model", default="", help="catalog model name (default: from settings)")
     parser.add_argument(
-        "--budget", type=float, default=60.0, metavar="SECONDS",
+        "--budget",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
         help="hard time limit in seconds, engine start included (default: 60)",
-    )  # fmt: skip
+    )
     parser.add_argument("--no-cache", action="store_true", help="measure even if a result exists")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of each round (1-20)")
     parser.add_argument(
@@ -124,15 +127,20 @@ def print_report(outcome: BenchmarkOutcome, out: TextIO) -> None:
     result = outcome.result
     source = " (cached; --no-cache measures again)" if outcome.from_cache else ""
     print(f"Benchmark of {result.model} on {result.device}{source}", file=out)
-    for title, figures in (("1 request", result.single),
-                           (f"{result.parallel} requests at once", result.batched)):  # fmt: skip
+    for title, figures in (
+        ("1 request", result.single),
+        (f"{result.parallel} requests at once", result.batched),
+    ):
         print(f"  {title}:", file=out)
         print(f"    generation      {_spread(figures.generation_tps, 'tokens/s')}", file=out)
         print(f"    per answer      {_spread(figures.stream_tps, 'tokens/s')}", file=out)
         print(f"    prompt          {_spread(figures.prompt_tps, 'tokens/s')}", file=out)
         print(f"    first token     {_spread(figures.ttft_ms, 'ms')}", file=out)
-    print(f"  {result.single.repeats} repeats, {result.max_tokens} tokens per answer, "
-          f"{result.elapsed_s:.0f} s", file=out)  # fmt: skip
+    print(
+        f"  {result.single.repeats} repeats, {result.max_tokens} tokens per answer, "
+        f"{result.elapsed_s:.0f} s",
+        file=out,
+    )
     if result.budget_exhausted:
         print("  The time budget ended the run early; use --budget for more repeats.", file=out)
 

@@ -75,7 +75,9 @@ def _show_progress(progress: DownloadProgress) -> None:
     if progress.state == "downloading" and progress.total_bytes:
         print(
             f"\r{progress.state} {progress.fraction:6.1%} of {gib_text(progress.total_bytes)}",
-            end="", file=sys.stderr, flush=True,
-        )  # fmt: skip
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
     elif progress.state in {"checking", "verifying"}:
         print(f"\r{progress.state}…", end="", file=sys.stderr, flush=True)

@@ -10,18 +10,15 @@ the engine, which finishes in-flight requests) and then forceful (SIGKILL of the
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import json
 import logging
-import logging.handlers
 import secrets
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,9 +26,16 @@ import aiohttp
 
 from app.core.atomic import write_private_atomic
 from app.core.errors import UserFacingError
-from app.core.logs import RedactionFilter, redact
 from app.core.observable import Observable
 from app.engine.endpoint import BackendEndpoint
+from app.engine.engine_child import (
+    ChildFailedError,
+    EngineChild,
+    engine_log_handler,
+    exit_reason,
+    read_stderr,
+    read_stdout,
+)
 from app.engine.gguf import ModelFileError, read_gguf_info
 from app.engine.sandbox import (
     ResourceLimits,
@@ -53,7 +57,6 @@ EngineState = Literal["stopped", "starting", "ready", "draining", "crashed", "fa
 ENGINE_PROGRAM: tuple[str, ...] = (sys.executable, "-m", "app.engine.server")
 _SOCKET_NAME = "engine.sock"
 _MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux, 104 on macOS
-_STDERR_TAIL = 20
 
 
 class EngineStartError(UserFacingError):
@@ -94,21 +97,6 @@ class EngineTimeouts:
     stop_grace: float = 10.0  # the server finishes in-flight requests within a few seconds
 
 
-@dataclass(eq=False)
-class _Child:
-    proc: asyncio.subprocess.Process
-    endpoint: BackendEndpoint | None
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    stderr_tail: collections.deque[str] = field(
-        default_factory=lambda: collections.deque(maxlen=_STDERR_TAIL)
-    )
-    readers: list[asyncio.Task[None]] = field(default_factory=list)
-
-
-class _ChildFailedError(Exception):
-    """The child died, hung or never became ready; the message is user-facing."""
-
-
 class EngineSupervisor:
     """Owns one engine child for ``launch`` (its GPU, or the CPU); publishes :class:`EngineStatus`.
 
@@ -141,9 +129,8 @@ class EngineSupervisor:
         self._sock_dir: Path | None = None
         self._api_key: str | None = None
         self.status: Observable[EngineStatus] = Observable(
-            EngineStatus(sandbox=sandbox.level, model=launch.model_name,
-                         gpu_index=launch.gpu_index)
-        )  # fmt: skip
+            EngineStatus(sandbox=sandbox.level, model=launch.model_name, gpu_index=launch.gpu_index)
+        )
         self._task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
 
@@ -155,7 +142,7 @@ class EngineSupervisor:
     async def start(self) -> None:
         if self._task is not None:
             return
-        self._engine_log = _engine_log_handler(self._log_file)
+        self._engine_log = engine_log_handler(self._log_file)
         try:
             await asyncio.wait_for(asyncio.to_thread(read_gguf_info, self._launch.model_path), 60)
         except ModelFileError as exc:
@@ -186,8 +173,9 @@ class EngineSupervisor:
             unsubscribe()
         status = self.status.value
         if status.state != "ready" or status.endpoint is None:
-            raise EngineStartError(status.reason or "The engine stopped.",
-                                   hint="See the engine log for details.")  # fmt: skip
+            raise EngineStartError(
+                status.reason or "The engine stopped.", hint="See the engine log for details."
+            )
         return status.endpoint
 
     async def drain(self) -> None:
@@ -228,12 +216,13 @@ class EngineSupervisor:
                     if not await self._wait_until_ready(child):
                         return  # closing while it started
                     started = time.monotonic()
-                    self._publish("ready", "", restarts=restarts, pid=child.proc.pid,
-                                  endpoint=child.endpoint)  # fmt: skip
+                    self._publish(
+                        "ready", "", restarts=restarts, pid=child.proc.pid, endpoint=child.endpoint
+                    )
                     await self._watch(child)
                 finally:
                     await self._stop_child(child)
-            except _ChildFailedError as exc:
+            except ChildFailedError as exc:
                 reason = str(exc)
             except OSError as exc:
                 reason = f"The engine could not be started: {exc.strerror or exc}."
@@ -246,8 +235,11 @@ class EngineSupervisor:
             failures += 1
             _log.warning("engine %s: %s", self._tag, reason)
             if failures > self._policy.max_failures:
-                self._publish("failed", f"{reason} (gave up after {failures} failures in a row)",
-                              restarts=restarts)  # fmt: skip
+                self._publish(
+                    "failed",
+                    f"{reason} (gave up after {failures} failures in a row)",
+                    restarts=restarts,
+                )
                 return
             self._publish("crashed", reason, restarts=restarts)
             delay = min(self._policy.initial_delay * 2 ** (failures - 1), self._policy.max_delay)
@@ -255,7 +247,7 @@ class EngineSupervisor:
                 await asyncio.wait_for(self._closing.wait(), delay)
             restarts += 1
 
-    async def _spawn(self) -> _Child:
+    async def _spawn(self) -> EngineChild:
         socket_dir = self._socket_dir()
         listen, endpoint = self._listen_args(socket_dir)
         argv = sandbox_command(
@@ -278,13 +270,19 @@ class EngineSupervisor:
             env=engine_env({"CUDA_VISIBLE_DEVICES": gpus}),
             start_new_session=True,
         )
-        child = _Child(proc=proc, endpoint=endpoint)
+        child = EngineChild(proc=proc, endpoint=endpoint)
         child.readers = [
-            asyncio.create_task(self._read_stdout(child), name=f"engine {self._tag} stdout"),
-            asyncio.create_task(self._read_stderr(child), name=f"engine {self._tag} stderr"),
+            asyncio.create_task(
+                read_stdout(child, api_key=self._api_key, capacity=self._launch.parallel),
+                name=f"engine {self._tag} stdout",
+            ),
+            asyncio.create_task(
+                read_stderr(child, self._engine_log), name=f"engine {self._tag} stderr"
+            ),
         ]
-        _log.info("engine %s started (pid %d, %s sandbox)", self._tag, proc.pid,
-                  self._sandbox.level)  # fmt: skip
+        _log.info(
+            "engine %s started (pid %d, %s sandbox)", self._tag, proc.pid, self._sandbox.level
+        )
         return child
 
     def _listen_args(self, socket_dir: Path) -> tuple[list[str], BackendEndpoint | None]:
@@ -317,7 +315,7 @@ class EngineSupervisor:
             self._sock_dir = folder
         return self._sock_dir
 
-    async def _wait_until_ready(self, child: _Child) -> bool:
+    async def _wait_until_ready(self, child: EngineChild) -> bool:
         """True once ``/v1/models`` answers; False if closing; raises if it dies or times out."""
         deadline = time.monotonic() + self._timeouts.start
         exited = asyncio.ensure_future(child.proc.wait())
@@ -328,40 +326,44 @@ class EngineSupervisor:
                     return True
                 announced = asyncio.ensure_future(child.ready.wait())
                 # The socket is polled every 0.25 s; the "ready" line cuts the wait short.
-                await asyncio.wait({exited, announced, closing}, timeout=0.25,
-                                   return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                await asyncio.wait(
+                    {exited, announced, closing}, timeout=0.25, return_when=asyncio.FIRST_COMPLETED
+                )
                 announced.cancel()
                 if closing.done():
                     return False
                 if exited.done():
-                    raise _ChildFailedError(await self._exit_reason(child, "while starting"))
-            raise _ChildFailedError(
+                    raise ChildFailedError(await exit_reason(child, "while starting"))
+            raise ChildFailedError(
                 f"The engine did not become ready within {self._timeouts.start:.0f} s."
             )
         finally:
             exited.cancel()
             closing.cancel()
 
-    async def _watch(self, child: _Child) -> None:
-        """Return when closing; raise :class:`_ChildFailedError` when the child dies or hangs."""
+    async def _watch(self, child: EngineChild) -> None:
+        """Return when closing; raise :class:`ChildFailedError` when the child dies or hangs."""
         exited = asyncio.ensure_future(child.proc.wait())
         closing = asyncio.ensure_future(self._closing.wait())
         misses = 0
         try:
             while True:
-                await asyncio.wait({exited, closing}, timeout=self._timeouts.health_interval,
-                                   return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                await asyncio.wait(
+                    {exited, closing},
+                    timeout=self._timeouts.health_interval,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
                 if closing.done():
                     return
                 if exited.done():
-                    raise _ChildFailedError(await self._exit_reason(child, "unexpectedly"))
+                    raise ChildFailedError(await exit_reason(child, "unexpectedly"))
                 endpoint = child.endpoint
                 healthy = endpoint is not None and await self._healthy(
                     endpoint, self._timeouts.health_timeout
                 )
                 misses = 0 if healthy else misses + 1
                 if misses >= self._timeouts.health_failures:
-                    raise _ChildFailedError("The engine stopped answering health checks (hung).")
+                    raise ChildFailedError("The engine stopped answering health checks (hung).")
         finally:
             exited.cancel()
             closing.cancel()
@@ -384,7 +386,7 @@ class EngineSupervisor:
         except (aiohttp.ClientError, TimeoutError, OSError):
             return False
 
-    async def _stop_child(self, child: _Child) -> None:
+    async def _stop_child(self, child: EngineChild) -> None:
         proc = child.proc
         if proc.returncode is None:
             if self.status.value.state == "ready":
@@ -405,74 +407,15 @@ class EngineSupervisor:
                 await reader
         _remove_run_files(self._socket_dir())
 
-    # -- the child's output ---------------------------------------------------------------------
-
-    async def _read_stdout(self, child: _Child) -> None:
-        """Parse the child's JSON event lines; nothing else on stdout is kept or logged."""
-        if child.proc.stdout is None:  # pragma: no cover - always created with stdout=PIPE
-            return
-        async for raw in child.proc.stdout:
-            event = _json_event(raw)
-            if event is None or event.get("event") != "ready":
-                continue
-            if child.endpoint is None:
-                port = event.get("port")
-                if not isinstance(port, int):
-                    continue
-                child.endpoint = BackendEndpoint(
-                    base_url=f"http://127.0.0.1:{port}", api_key=self._api_key,
-                    capacity=self._launch.parallel,
-                )  # fmt: skip
-            child.ready.set()
-
-    async def _read_stderr(self, child: _Child) -> None:
-        if child.proc.stderr is None:  # pragma: no cover - always created with stderr=PIPE
-            return
-        async for raw in child.proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip()
-            if line:
-                child.stderr_tail.append(line)
-                if self._engine_log is not None:
-                    self._engine_log.handle(logging.makeLogRecord({"msg": line, "args": None}))
-
-    async def _exit_reason(self, child: _Child, when: str) -> str:
-        # The last stderr lines may still be in the pipe; a leftover grandchild can hold the
-        # pipe open, so the wait is bounded.
-        await asyncio.wait(child.readers, timeout=2.0)
-        code = child.proc.returncode
-        how = f"was killed by signal {-code}" if code is not None and code < 0 else (
-            f"exited with code {code}"
-        )  # fmt: skip
-        last = child.stderr_tail[-1] if child.stderr_tail else ""
-        detail = f": {redact(last)[:300]}" if last else ""
-        return f"The engine {how} {when}{detail}"
-
-    def _publish(self, state: EngineState, reason: str, *, keep_endpoint: bool = False,
-                 **changes: Any) -> None:  # fmt: skip
+    def _publish(
+        self, state: EngineState, reason: str, *, keep_endpoint: bool = False, **changes: Any
+    ) -> None:
         current = self.status.value
         endpoint = changes.pop("endpoint", current.endpoint if keep_endpoint else None)
         pid = changes.pop("pid", current.pid if state in ("ready", "draining") else None)
-        self.status.set(replace(current, state=state, reason=reason, endpoint=endpoint, pid=pid,
-                                **changes))  # fmt: skip
-
-
-def _json_event(raw: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _engine_log_handler(path: Path) -> logging.Handler:
-    """The engine's own rotating log file; lines go straight to it, never to the app's log."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    handler = logging.handlers.RotatingFileHandler(
-        path, maxBytes=2 * 1024 * 1024, backupCount=3, encoding="utf-8"
-    )
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    handler.addFilter(RedactionFilter())
-    return handler
+        self.status.set(
+            replace(current, state=state, reason=reason, endpoint=endpoint, pid=pid, **changes)
+        )
 
 
 def _remove_run_files(folder: Path) -> None:

@@ -32,8 +32,12 @@ def _spawn(data_dir: Path, *args: str) -> subprocess.Popen[str]:
     """``python -m app --data-dir DATA_DIR ARGS…`` with pipes, as a user's terminal would run it."""
     return subprocess.Popen(
         [sys.executable, "-m", "app", "--data-dir", str(data_dir), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+    )
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

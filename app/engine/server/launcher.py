@@ -44,11 +44,19 @@ class ReadyEvent:
 def launch_args(launch: EngineLaunch) -> list[str]:
     """``launch``'s model file and sizes as the child's options (where it listens comes apart)."""
     return [
-        "--model", str(launch.model_path),
-        "--ctx", str(launch.context_length), "--parallel", str(launch.parallel),
-        "--threads", str(launch.threads), "--gpu-layers", str(launch.gpu_layers),
-        "--batch", str(launch.batch_size),
-    ]  # fmt: skip
+        "--model",
+        str(launch.model_path),
+        "--ctx",
+        str(launch.context_length),
+        "--parallel",
+        str(launch.parallel),
+        "--threads",
+        str(launch.threads),
+        "--gpu-layers",
+        str(launch.gpu_layers),
+        "--batch",
+        str(launch.batch_size),
+    ]
 
 
 def engine_argv(launch: EngineLaunch, socket_path: Path, *, alias: str | None = None) -> list[str]:
