@@ -24,10 +24,10 @@ from pathlib import Path
 
 import aiohttp
 
+from app.core.billing import BillingParams
 from app.engine.endpoint import BackendEndpoint
 from app.network.answer import FinalInfo, Headers, HttpRequest, QueryContext
 from app.network.answer_sink import final_info_tl
-from app.network.billing import BillingParams
 from app.network.jobs import JobStore
 from app.network.request_server import RequestServer
 from app.network.tl import encode_query_answer_part

@@ -21,12 +21,19 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aiohttp
 import psutil
+
+if TYPE_CHECKING:
+    from app.network.payment_store import BilledJob, ProxyAccount
+    from app.network.proxy_payments import PaymentBook
+    from app.network.worker import CocoonWorker
 
 MODEL = "Qwen/Qwen3-8B"
 FULL_MODEL = f"{MODEL}@bench:0000"
@@ -59,7 +66,7 @@ async def _role_proxy() -> None:
     from app.devnet.test_proxy import TestProxy
 
     # The reference proxy anchors (and re-signs vouchers) every 30-60 s; so does this one here.
-    proxy = TestProxy(commit_every=30.0)
+    proxy = TestProxy(db_commit_every=1.5, chain_commit_every=30.0)
     await proxy.start()
     api = ClientApi(proxy)
     await api.start()
@@ -69,7 +76,29 @@ async def _role_proxy() -> None:
     await proxy.aclose()
 
 
-async def _role_worker(backend_url: str, proxy_port: int) -> None:
+def _payment_book(ledger: str, folder: str) -> PaymentBook:
+    """The worker's payment book: the app's (SQLite file), or one that keeps only what a
+    session needs in memory and records nothing (the "no ledger" baseline)."""
+    from pathlib import Path
+
+    from app.network.payment_store import PaymentStore
+    from app.network.proxy_payments import PaymentBook
+
+    class _NoLedger(PaymentBook):
+        def put(self, account: ProxyAccount) -> None:
+            self._accounts[account.worker_sc] = account  # no publishing, nothing to write
+
+        def add_billed(self, job: BilledJob) -> None:
+            pass
+
+    if ledger == "none":
+        return _NoLedger(PaymentStore(None))
+    return PaymentBook(PaymentStore(Path(folder) / "payments.sqlite3"))
+
+
+async def _role_worker(
+    backend_url: str, proxy_port: int, ledger: str = "file", folder: str = ""
+) -> None:
     from app.engine.endpoint import BackendEndpoint
     from app.network.request_server import RequestServer
     from app.network.worker import CocoonWorker
@@ -85,15 +114,27 @@ async def _role_worker(backend_url: str, proxy_port: int) -> None:
         owner_address=OWNER,
         max_active_requests=200,
     )
-    worker = CocoonWorker(config, server=server)
+    with tempfile.TemporaryDirectory() as scratch:
+        book = _payment_book(ledger, folder or scratch)
+        await book.start()
+        worker = CocoonWorker(config, server=server, payments=book)
+        await _serve_until_eof(worker)
+        await book.aclose()
+    await server.aclose()
+
+
+async def _serve_until_eof(worker: CocoonWorker) -> None:
     await worker.start()
     ready = asyncio.Event()
     worker.status.subscribe(lambda s: ready.set() if s.connected_proxies else None, replay=True)
     await ready.wait()
     print("READY", flush=True)
-    await _wait_for_stdin_eof()
+    # Lines on stdin switch the worker on and off (ledger_cost measures one variant at a time).
+    loop = asyncio.get_running_loop()
+    while line := await loop.run_in_executor(None, sys.stdin.readline):
+        if line.strip() in ("enable", "disable"):
+            worker.set_enabled(line.strip() == "enable", source="benchmark")
     await worker.aclose()
-    await server.aclose()
 
 
 def _child_main(args: argparse.Namespace) -> None:
@@ -106,7 +147,7 @@ def _child_main(args: argparse.Namespace) -> None:
         profiler = cProfile.Profile(time.process_time) if args.profile else None
         if profiler is not None:
             profiler.enable()
-        asyncio.run(_role_worker(args.backend_url, args.proxy_port))
+        asyncio.run(_role_worker(args.backend_url, args.proxy_port, args.ledger))
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(args.profile)
@@ -349,6 +390,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--backend-url", default="")
     parser.add_argument("--proxy-port", type=int, default=0)
     parser.add_argument("--profile", default="", help="write a cProfile of the worker here")
+    parser.add_argument("--ledger", choices=["file", "none"], default="file")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply request counts")
     parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)))
     args = parser.parse_args(argv)

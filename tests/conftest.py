@@ -1,4 +1,5 @@
-"""Suite-wide set-up: Qt offscreen, an in-memory keyring, failing on unexpected log warnings."""
+"""Suite-wide set-up: Qt offscreen, no public network, an in-memory keyring, failing on unexpected
+log warnings."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from collections.abc import Iterator
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("COCOON_PROVIDER_QUIET_LOGS", "1")
+# The live TON backend never dials public liteservers from the test suite (child processes too);
+# its live path is tested against local fakes instead.
+os.environ.setdefault("COCOON_PROVIDER_OFFLINE", "1")
 
 import keyring
 import pytest

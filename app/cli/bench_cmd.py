@@ -9,11 +9,11 @@ import sys
 from typing import Any, TextIO
 
 from app.cli.context import CliContext, CliUsageError
+from app.core.billing import BillingParams
 from app.core.money import format_ton
 from app.engine.benchmark import BenchmarkPlan, Spread
 from app.engine.benchmark_runner import BenchmarkOutcome, BenchmarkRunner
 from app.engine.earnings import EarningsEstimate, estimate_earnings
-from app.network.billing import BillingParams
 
 MAX_BUDGET_S = 3600.0
 MIN_BUDGET_S = 10.0

@@ -10,8 +10,11 @@ import signal
 import sys
 from typing import Any
 
+from app.bootstrap import build_local_network
 from app.cli.context import CliContext, CliUsageError
 from app.devnet.local_network import LocalNetwork
+from app.wallet.chain_factory import open_chain
+from app.wallet.simulated_chain import SimulatedChain
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -38,24 +41,33 @@ def handle(args: argparse.Namespace, ctx: CliContext) -> int:
     for port in (args.proxy_port, args.client_port):
         if not 0 <= port < 65536:
             raise CliUsageError(f"{port} is not a port number (0–65535).")
-    demand = args.demand
-    if demand is None:
-        demand = ctx.settings.current.value.devnet.demand_requests_per_minute
-    network = LocalNetwork(
-        demand_per_minute=max(0, demand), proxy_port=args.proxy_port, client_port=args.client_port
+    chain = open_chain("devnet", ctx.paths)
+    if not isinstance(chain, SimulatedChain):  # pragma: no cover - devnet is always simulated
+        raise CliUsageError("The local network needs its simulated chain.")
+    # Its own proxy state: the app's built-in devnet may run at the same time on this machine.
+    network = build_local_network(
+        ctx.paths,
+        ctx.settings.current.value,
+        chain,
+        state_name="standalone-proxy",
+        proxy_port=args.proxy_port,
+        client_port=args.client_port,
+        demand_per_minute=args.demand,
     )
-    return asyncio.run(_serve(network, args.status_interval))
+    return asyncio.run(_serve(network, chain, args.status_interval))
 
 
-async def _serve(network: LocalNetwork, interval: float) -> int:
+async def _serve(network: LocalNetwork, chain: SimulatedChain, interval: float) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    await chain.start()
     try:
         await network.start()
     except OSError as exc:
+        await chain.aclose()
         print(f"Error: the local network could not listen: {exc.strerror or exc}", file=sys.stderr)
         return 1
     try:
@@ -76,3 +88,4 @@ async def _serve(network: LocalNetwork, interval: float) -> int:
         return 0
     finally:
         await network.aclose()
+        await chain.aclose()

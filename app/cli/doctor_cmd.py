@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from app import __version__
-from app.bootstrap import build_job_store
+from app.bootstrap import build_job_store, pipeline_snapshot
 from app.cli.context import CliContext
 from app.core.errors import UserFacingError
 from app.engine.benchmark import BenchmarkCache, model_sha256
@@ -24,6 +24,7 @@ from app.engine.catalog import load_catalog
 from app.engine.gpu_probe import GpuInventory, gpu_report, probe
 from app.engine.planning import EnginePlan, plan_engine
 from app.engine.sandbox import detect_sandbox
+from app.engine.tee import probe_tee
 from app.wallet.vault import VAULT_SUFFIX, WalletVault
 from app.wallet.vault_format import VaultError
 
@@ -76,6 +77,8 @@ async def build_report(ctx: CliContext) -> dict[str, Any]:
         },
         "jobs": await _jobs_section(ctx),
         "wallets": _wallets_section(ctx),
+        "pipeline": (await pipeline_snapshot(ctx.paths, ctx.network, settings)).to_json(),
+        "tee": (await asyncio.to_thread(probe_tee)).to_json(),
     }
 
 
@@ -184,6 +187,15 @@ def render(report: dict[str, Any]) -> str:
     lines.append(
         f"Wallets:  {len(wallets)}" + "".join(f"\n  {w.get('address', w)}" for w in wallets)
     )
+    lines += ["", "Confidential computing (what official COCOON proxies require):"]
+    for check in report["tee"]:
+        lines.append(f"  {'✓' if check['ok'] else '✗'} {check['title']}: {check['reason']}")
+    lines += ["", "Why earning works or not (the app's own dashboard shows it live):"]
+    for stage in report["pipeline"]:
+        mark = {"ok": "✓", "blocked": "✗", "waiting": "…", "skipped": "-"}[stage["state"]]
+        lines.append(f"  {mark} {stage['title']}: {stage['reason']}")
+        if stage["fix"] and stage["state"] in ("blocked", "waiting"):
+            lines.append(f"      → {stage['fix']}")
     return "\n".join(lines)
 
 

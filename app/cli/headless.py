@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
 from app.bootstrap import Services
@@ -23,6 +24,7 @@ async def run_headless(
     status_interval: float = 5.0,
     out: TextIO | None = None,
     earn: bool = False,
+    password: Callable[[], str | None] = lambda: None,
 ) -> int:
     """Serve until SIGINT/SIGTERM, then stop every service; returns the process exit status.
 
@@ -42,6 +44,13 @@ async def run_headless(
         print(f"{banner} · data {services.paths.data_dir}", file=stream, flush=True)
         await services.start()
         if earn:
+            try:
+                setup = await services.prepare_wallets(password)
+            except UserFacingError as exc:
+                print(f"Error: could not start earning: {exc.describe()}", file=stream, flush=True)
+                return 1
+            for line in setup.lines():
+                print(line, file=stream, flush=True)
             starting = asyncio.create_task(services.earning.start_earning())
             if await _finished_first(starting, stop) and starting.exception() is not None:
                 error = starting.exception()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 
 from app.bootstrap import BuildOptions, build_services
 from app.cli.context import CliContext
@@ -32,6 +33,7 @@ def launch(
     headless: bool = False,
     smoke_test: bool = False,
     status_interval: float = DEFAULT_STATUS_INTERVAL_S,
+    password: Callable[[], str | None] = lambda: None,
 ) -> int:
     """Run the app with ``options`` (overrides for this launch only); returns the exit status."""
     services = build_services(ctx.paths, ctx.settings, ctx.network, options)
@@ -45,7 +47,9 @@ def launch(
         )
         headless = True
     if headless:
-        return asyncio.run(run_headless(services, status_interval=status_interval, earn=True))
+        return asyncio.run(
+            run_headless(services, status_interval=status_interval, earn=True, password=password)
+        )
     from app.ui.gui import run_gui  # Qt is imported only when a window is wanted
 
     return run_gui(services, smoke_test=smoke_test)

@@ -15,6 +15,7 @@ from app.cli import (
     bench_cmd,
     devnet_cmd,
     doctor_cmd,
+    earnings_cmd,
     gui_cmd,
     models_cmd,
     run_cmd,
@@ -34,7 +35,16 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
-_COMMANDS = (gui_cmd, run_cmd, devnet_cmd, bench_cmd, doctor_cmd, models_cmd, wallet_cmd)
+_COMMANDS = (
+    gui_cmd,
+    run_cmd,
+    devnet_cmd,
+    bench_cmd,
+    doctor_cmd,
+    earnings_cmd,
+    models_cmd,
+    wallet_cmd,
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -15,6 +15,7 @@ from typing import Any
 from app.bootstrap import BuildOptions
 from app.cli.context import CliContext
 from app.cli.launch import launch
+from app.cli.secrets import optional_password
 from app.core.errors import UserFacingError
 from app.core.settings import Settings
 
@@ -27,6 +28,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "status line is printed every few seconds; Ctrl-C (SIGINT) or SIGTERM stops cleanly.",
     )
     parser.add_argument("--headless", action="store_true", help="no window: log and print status")
+    parser.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the wallet password from stdin (headless: creates the devnet wallet when "
+        "there is none, and unlocks the node wallet for cash-outs; COCOON_PROVIDER_PASSWORD "
+        "works too)",
+    )
     parser.add_argument(
         "--status-interval",
         type=float,
@@ -77,13 +85,31 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="HOST:PORT",
         help="a local COCOON router's SOCKS5 address to dial through",
     )
+    worker.add_argument(
+        "--router-policy",
+        choices=("any", "fake_tdx"),
+        help="the attestation policy of the router leg to the proxies (default: any)",
+    )
+    worker.add_argument(
+        "--plain-tcp",
+        action="store_true",
+        default=None,
+        help="dial --proxy targets over plain TCP, without the router leg (test proxies on "
+        "this machine, such as `cocoon-provider devnet`)",
+    )
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace, ctx: CliContext) -> int:
     # The worker flags reach the window too (or headless, when there is no display).
     options = BuildOptions(override=settings_override(args))
-    return launch(ctx, options, headless=args.headless, status_interval=args.status_interval)
+    return launch(
+        ctx,
+        options,
+        headless=args.headless,
+        status_interval=args.status_interval,
+        password=lambda: optional_password(args.password_stdin),
+    )
 
 
 def parse_coefficient(text: str) -> int:
@@ -107,23 +133,23 @@ def settings_override(args: argparse.Namespace) -> Callable[[Settings], Settings
     """A function applying the command-line worker flags to a :class:`Settings` copy."""
     coefficient = None if args.coefficient is None else parse_coefficient(args.coefficient)
 
+    # Flag → worker setting, for the flags that are taken as given (None: not on the command line).
+    worker_flags = {
+        "owner_address": args.owner_address,
+        "max_active_requests": args.max_active_requests,
+        "coefficient": coefficient,
+        "proxy_connections": args.proxy_connections,
+        "router_socks5": args.router,
+        "router_policy": args.router_policy,
+        "plain_tcp": args.plain_tcp,
+        "root_config_file": args.root_config,
+    }
+
     def apply(settings: Settings) -> Settings:
         worker, engine = settings.worker, settings.engine
-        changes: dict[str, Any] = {}
+        changes: dict[str, Any] = {k: v for k, v in worker_flags.items() if v is not None}
         if args.proxy:
             changes["proxies"] = tuple(args.proxy)
-        if args.owner_address is not None:
-            changes["owner_address"] = args.owner_address
-        if args.max_active_requests is not None:
-            changes["max_active_requests"] = args.max_active_requests
-        if coefficient is not None:
-            changes["coefficient"] = coefficient
-        if args.proxy_connections is not None:
-            changes["proxy_connections"] = args.proxy_connections
-        if args.router is not None:
-            changes["router_socks5"] = args.router
-        if args.root_config is not None:
-            changes["root_config_file"] = args.root_config
         engine_changes = {
             key: value
             for key, value in (("backend_url", args.backend_url), ("model", args.model))

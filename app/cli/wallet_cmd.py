@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 
 from app.bootstrap import build_wallet_service, wallet_network
 from app.cli.context import CliContext, CliUsageError
+from app.cli.secrets import password, read_line, secret_prompt
 from app.core.errors import UserFacingError
 from app.core.money import format_ton, parse_ton
 from app.core.settings import Settings
@@ -118,37 +118,8 @@ def _run(
     return asyncio.run(main())
 
 
-def _read_line(what: str) -> str:
-    line = sys.stdin.readline()
-    if not line:
-        raise CliUsageError(f"Expected the {what} on standard input, but it was empty.")
-    return line.rstrip("\r\n")
-
-
-def _has_terminal() -> bool:
-    return sys.stdin is not None and sys.stdin.isatty()
-
-
-def _secret_prompt(prompt: str, *, option: str) -> str:
-    """Ask at the terminal without echo; without one, say which option reads standard input."""
-    if not _has_terminal():
-        raise CliUsageError(
-            f"There is no terminal to ask for the {prompt.split(' (')[0].lower()} at.",
-            hint=f"Pass {option} and send it on standard input.",
-        )
-    try:
-        return getpass.getpass(f"{prompt}: ")
-    except EOFError as exc:  # the terminal closed while we waited
-        raise CliUsageError("No answer was typed.", hint=f"Pass {option} instead.") from exc
-
-
 def _password(args: argparse.Namespace, *, new: bool) -> str:
-    if args.password_stdin:
-        return _read_line("password")
-    first = _secret_prompt("Wallet password", option="--password-stdin")
-    if new and _secret_prompt("Repeat the password", option="--password-stdin") != first:
-        raise UserFacingError("The two passwords differ.", hint="Nothing was created.")
-    return first
+    return password(args.password_stdin, new=new)
 
 
 def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> int:
@@ -191,9 +162,9 @@ def _create(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def _import(args: argparse.Namespace, ctx: CliContext) -> int:
     phrase = (
-        _read_line("recovery phrase")
+        read_line("recovery phrase")
         if args.mnemonic_stdin
-        else _secret_prompt("Recovery phrase (24 words)", option="--mnemonic-stdin")
+        else secret_prompt("Recovery phrase (24 words)", option="--mnemonic-stdin")
     )
     password = _password(args, new=True)
     summary = _run(

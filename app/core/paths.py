@@ -73,6 +73,10 @@ class AppPaths:
     def jobs_db(self) -> Path:
         return self.data_dir / "jobs.sqlite3"
 
+    def payments_db(self, network: str) -> Path:
+        """Vouchers, payouts and the earnings ledger of one network (money: never shared)."""
+        return self.data_dir / f"payments-{network}.sqlite3"
+
     @property
     def devnet_dir(self) -> Path:
         return self.data_dir / "devnet"

@@ -16,6 +16,7 @@ SCHEMA_VERSION = 2
 
 NetworkName = Literal["devnet", "testnet", "mainnet", "custom"]
 WalletVersion = Literal["v5r1", "v4r2"]
+RouterPolicy = Literal["any", "fake_tdx"]
 
 
 def _opt(
@@ -139,6 +140,18 @@ class WorkerSettings:
     router_socks5: str = _opt(
         "", "Local COCOON router SOCKS5 address (host:port), if any.", label="Router SOCKS5 address"
     )
+    router_policy: RouterPolicy = _opt(
+        "any",
+        "Attestation policy of the router leg to proxies ('fake_tdx' for test networks that ask "
+        "for a fake quote).",
+        label="Router attestation policy",
+    )
+    plain_tcp: bool = _opt(
+        False,
+        "Dial custom proxies over plain TCP instead of the router leg (proof of work + TLS): "
+        "only for test proxies on this machine.",
+        label="Plain TCP to proxies (test rigs)",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +175,49 @@ class WalletSettings:
         minimum=0,
         label="Warn on a first send above (nanotons)",
     )
+    ton_config_file: str = _opt(
+        "",
+        "Your own TON global config (liteservers) for testnet/mainnet; empty: a fresh copy "
+        "from ton.org, else the one shipped with the app.",
+        label="TON config file",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutSettings:
+    """When earnings are cashed out from the worker contracts into the owner's wallet."""
+
+    auto_cashout: bool = _opt(
+        True,
+        "Cash out a proxy's earnings automatically (threshold and fee limit below).",
+        label="Cash out automatically",
+    )
+    threshold_nanoton: int = _opt(
+        1_000_000_000,
+        "Cash out once a proxy owes at least this much (nanotons; 1 TON = 10^9).",
+        minimum=0,
+        label="Cash out from (nanotons)",
+    )
+    max_fee_percent: int = _opt(
+        5,
+        "Wait while the network fee would be more than this share of the amount.",
+        minimum=1,
+        maximum=100,
+        label="Largest fee share (%)",
+    )
+    exposure_cap_nanoton: int = _opt(
+        50_000_000_000,
+        "Stop taking work from a proxy that owes more than this (nanotons); 0 = no cap.",
+        minimum=0,
+        label="Most a proxy may owe (nanotons)",
+    )
+    check_every_s: int = _opt(
+        60,
+        "How often the cash-out policy looks at what proxies owe (seconds).",
+        minimum=1,
+        maximum=86_400,
+        label="Check every (seconds)",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +229,21 @@ class DevnetSettings:
         maximum=6000,
         label="Simulated requests per minute",
     )
+    db_commit_every_ms: int = _opt(
+        1500,
+        "How often the local proxy writes its token tallies (milliseconds; reference 1–2 s).",
+        minimum=10,
+        maximum=600_000,
+        label="Proxy database commit (ms)",
+    )
+    chain_commit_every_ms: int = _opt(
+        45_000,
+        "How often the local proxy anchors its tallies on-chain, which is when vouchers grow "
+        "(milliseconds; reference 30–60 s).",
+        minimum=10,
+        maximum=3_600_000,
+        label="Proxy on-chain commit (ms)",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +253,7 @@ class Settings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     wallet: WalletSettings = field(default_factory=WalletSettings)
+    payouts: PayoutSettings = field(default_factory=PayoutSettings)
     devnet: DevnetSettings = field(default_factory=DevnetSettings)
 
 
@@ -190,6 +262,7 @@ SECTIONS: dict[str, type[Any]] = {
     "engine": EngineSettings,
     "worker": WorkerSettings,
     "wallet": WalletSettings,
+    "payouts": PayoutSettings,
     "devnet": DevnetSettings,
 }
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from app.core.observable import Observable
 from app.core.service import ServiceGroup
 from app.devnet.client_api import ClientApi
 from app.devnet.demand import DemandGenerator, DemandStatus
 from app.devnet.test_proxy import TestProxy
+from app.network.root_config import RootConfig
+from app.wallet.simulated_chain import SimulatedChain
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,9 @@ class LocalNetwork:
 
     Workers (the user's own, or any other COCOON worker in test mode) connect to
     :attr:`proxy_address`; apps can send OpenAI-style requests to :attr:`client_url`.
+    ``state_dir`` keeps the proxy's key and tallies across runs (None: in memory); ``chain`` (not
+    owned here) gets the proxy contract and the simulated clients' payments; ``root`` defaults to
+    the devnet's own configuration (``resources/devnet/root-config.json``).
     """
 
     def __init__(
@@ -36,8 +42,21 @@ class LocalNetwork:
         proxy_port: int = 0,
         client_port: int = 0,
         host: str = "127.0.0.1",
+        state_dir: Path | None = None,
+        chain: SimulatedChain | None = None,
+        root: RootConfig | None = None,
+        db_commit_every: float = 1.5,
+        chain_commit_every: float = 45.0,
     ) -> None:
-        self.proxy = TestProxy(host=host, port=proxy_port)
+        self.proxy = TestProxy(
+            host=host,
+            port=proxy_port,
+            state_dir=state_dir,
+            chain=chain,
+            root=root,
+            db_commit_every=db_commit_every,
+            chain_commit_every=chain_commit_every,
+        )
         self.client_api = ClientApi(self.proxy, host=host, port=client_port)
         self.demand = DemandGenerator(
             lambda: self.client_api.url, self.proxy.models, rate_per_minute=demand_per_minute

@@ -19,6 +19,7 @@ from app.network.connection import Connection, QueryRejectedError
 from app.network.request_validation import base_model_name
 from app.network.tl import TLError, TLObject, decode, encode
 from app.network.worker_config import MAX_COEFFICIENT
+from app.wallet.chain import raw_address
 
 if TYPE_CHECKING:
     from app.devnet.test_proxy import TestProxy
@@ -95,6 +96,7 @@ class WorkerLink:
         self.conn: Connection | None = None
         self.step = "connect"
         self.owner = ""
+        self.owner_raw = ""  # the proxy keys tallies by the raw form
         self.model = ""
         self.coefficient = 0
         self.proxy_cnt = 1
@@ -172,6 +174,10 @@ class WorkerLink:
         )
         if low > PROXY_MAX_PROTO or high < low:
             self._reject_and_close("no common protocol version")
+        try:
+            self.owner_raw = raw_address(params["worker_owner_address"])
+        except Exception:  # pytoniq_core raises several types for a malformed address
+            self._reject_and_close("bad worker owner address")
         self.owner = params["worker_owner_address"]
         self.model = params["model"]
         self.coefficient = params["coefficient"]
@@ -202,8 +208,8 @@ class WorkerLink:
         self._expect("compare", "compareBalanceWithProxy")
         tally = self._proxy.tally(self.owner)
         if (
-            fn["tokens_committed_to_blockchain"] > tally.committed_tokens
-            or fn["tokens_committed_to_db"] > tally.db_tokens
+            fn["tokens_committed_to_blockchain"] > tally.tokens_committed_to_blockchain
+            or fn["tokens_committed_to_db"] > tally.tokens_committed_to_db
         ):
             # The reference CHECK-aborts here; a test proxy refuses the worker instead.
             self._reject_and_close("worker claims more tokens than this proxy knows")
@@ -212,7 +218,7 @@ class WorkerLink:
             "worker.compareBalanceWithProxyResult",
             {
                 "signed_payment": self._proxy.voucher_for(self.owner),
-                "tokens_committed_to_db": tally.db_tokens,
+                "tokens_committed_to_db": tally.tokens_committed_to_db,
                 "max_tokens": tally.max_tokens,
                 "error_code": 0 if self.step == "complete" else 1,
             },
@@ -237,7 +243,7 @@ class WorkerLink:
             "worker.paymentStatus",
             {
                 "signed_payment": self._proxy.voucher_for(self.owner),
-                "db_tokens": tally.db_tokens,
+                "db_tokens": tally.tokens_committed_to_db,
                 "max_tokens": tally.max_tokens,
             },
         )

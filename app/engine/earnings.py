@@ -11,13 +11,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from app.core.billing import COEFFICIENT_ONE, MULTIPLIER_ONE, adjust_tokens
 from app.core.errors import UserFacingError
 from app.core.money import Nanoton, format_ton
 from app.engine.benchmark import BenchmarkResult
 
 SECONDS_PER_DAY = 86_400
-COEFFICIENT_ONE = 1000
-MULTIPLIER_ONE = 10_000
 
 # How much of the day the worker is busy serving. Demand is the unknown: the network routes
 # requests by model, price and load, so we show a range rather than pretend to know it.
@@ -88,7 +87,7 @@ def estimate_earnings(
     for name, busy in scenarios:
         completion = math.floor(completion_per_s * busy * SECONDS_PER_DAY)
         prompt = math.floor(prompt_per_s * busy * SECONDS_PER_DAY)
-        billed = _adjusted(prompt, coefficient, prompt_multiplier) + _adjusted(
+        billed = adjust_tokens(prompt, coefficient, prompt_multiplier) + adjust_tokens(
             completion, coefficient, completion_multiplier
         )
         estimates.append(
@@ -100,11 +99,6 @@ def estimate_earnings(
         scenarios=tuple(estimates),
         assumptions=_assumptions(result, worker_fee_per_token, coefficient, scenarios),
     )
-
-
-def _adjusted(tokens: int, coefficient: int, multiplier: int) -> int:
-    # Integer form of floor(n × coefficient/1000 × multiplier/10000): no float rounding.
-    return tokens * coefficient * multiplier // (COEFFICIENT_ONE * MULTIPLIER_ONE)
 
 
 def _assumptions(

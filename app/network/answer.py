@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+# Re-exported: the answer objects carry it, and callers know it from here.
+from app.core.billing import TokensUsed as TokensUsed
+
 # (name, value) pairs in wire order; ``http.header name:string value:string``.
 Headers = tuple[tuple[str, str], ...]
 
@@ -64,17 +67,6 @@ class HttpRequest:
             f"http_version={self.http_version!r}, headers={len(self.headers)}, "
             f"payload={len(self.payload)} bytes)"
         )
-
-
-@dataclass(frozen=True, slots=True)
-class TokensUsed:
-    """``tokensUsed``: adjusted tokens (coefficient and multipliers applied), the billing unit."""
-
-    prompt_tokens_used: int = 0
-    cached_tokens_used: int = 0
-    completion_tokens_used: int = 0
-    reasoning_tokens_used: int = 0
-    total_tokens_used: int = 0
 
 
 ZERO_TOKENS = TokensUsed()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from app.network.answer import ERROR_PROTOVIOLATION
 from app.network.framing import FrameDecoder, FrameEncoder, FrameError
 from app.network.peer_info import PeerInfo
+from app.network.ratls_cert import PeerAttestation
 from app.network.tl import TLError, TLObject, decode, encode, encode_fields
 
 _log = logging.getLogger(__name__)
@@ -73,6 +74,10 @@ def random_long() -> int:
     return int.from_bytes(os.urandom(8), "little", signed=True)
 
 
+#: How long a closing connection waits for its transport to finish (TLS: the peer's close_notify).
+CLOSE_GRACE_S = 2.0
+
+
 class Connection(asyncio.Protocol):
     """The ``tcp.*`` layer over one stream transport, as dialler (worker) or listener (proxy).
 
@@ -97,6 +102,12 @@ class Connection(asyncio.Protocol):
         self.name = name
         # Set by the router dialler: what the local router attested about the peer.
         self.peer_info: PeerInfo | None = None
+        # What a remote router's certificate attested (the direct router leg), else None.
+        self.attestation: PeerAttestation | None = None
+        # The StreamWriter whose transport this connection took over (the router leg's TLS):
+        # asyncio's StreamWriter closes its transport when garbage-collected, so it must live
+        # as long as the connection does.
+        self.transport_owner: object | None = None
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._decoder = FrameDecoder()
@@ -105,6 +116,8 @@ class Connection(asyncio.Protocol):
         self._is_ready = False
         self.ready: asyncio.Future[None] = self._loop.create_future()
         self.closed: asyncio.Future[str] = self._loop.create_future()
+        # Set when the transport is really gone (a TLS close waits for the peer's close_notify).
+        self._lost: asyncio.Future[None] = self._loop.create_future()
         self._close_reason: str | None = None
         self._pending: dict[int, asyncio.Future[bytes]] = {}
         self._query_tasks: set[asyncio.Task[None]] = set()
@@ -166,6 +179,8 @@ class Connection(asyncio.Protocol):
                 reason = "peer closed the connection"
             self._finish(reason)
         self._release_writers()
+        if not self._lost.done():
+            self._lost.set_result(None)
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -231,10 +246,18 @@ class Connection(asyncio.Protocol):
             self._transport.close()
 
     async def wait_closed(self) -> str:
-        """Wait until closed and every query handler task has ended; returns the reason."""
+        """Wait until closed, every query handler task has ended and the transport has let go
+        of its socket (a TLS peer that never answers our close_notify gets cut off after
+        :data:`CLOSE_GRACE_S`); returns the reason."""
         reason = await asyncio.shield(self.closed)
         while self._query_tasks:
             await asyncio.gather(*self._query_tasks, return_exceptions=True)
+        if self._transport is not None and not self._lost.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._lost), CLOSE_GRACE_S)
+            except TimeoutError:
+                self._transport.abort()
+                await asyncio.shield(self._lost)
         return reason
 
     async def aclose(self, reason: str = "closed locally") -> None:

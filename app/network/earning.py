@@ -17,6 +17,7 @@ from typing import Literal
 
 import aiohttp
 
+from app.core.billing import BillingParams
 from app.core.errors import UserFacingError
 from app.core.observable import Observable, Unsubscribe
 from app.core.paths import AppPaths
@@ -28,8 +29,8 @@ from app.engine.guard import GuardState, ThermalGuard
 from app.engine.planning import plan_engine
 from app.engine.sandbox import SandboxReport
 from app.engine.supervisor import ENGINE_PROGRAM, EngineStatus, EngineSupervisor
-from app.network.billing import BillingParams
 from app.network.jobs import JobStore
+from app.network.proxy_payments import AccountTerms, PaymentBook, WorkerContractOf
 from app.network.request_server import JobObserver, RequestServer, ServingStatus
 from app.network.root_config import RootConfig
 from app.network.root_watcher import (
@@ -40,6 +41,7 @@ from app.network.root_watcher import (
 )
 from app.network.worker import CocoonWorker, WorkerStatus
 from app.network.worker_config import WorkerConfig
+from app.wallet.cocoon_contracts import worker_contract_address
 
 _log = logging.getLogger(__name__)
 
@@ -64,6 +66,12 @@ class EarningTarget:
     router_socks5: str = ""
     # Where the root contract config comes from (proxies, prices); re-read while earning.
     root_source: ConfigSource | None = None
+    # A root config that does not change while earning (the local network's own).
+    root: RootConfig | None = None
+    # Raises when this computer cannot serve the root config's proxies (honest admission).
+    admit: Callable[[RootConfig], Awaitable[None]] | None = None
+    # The router leg's attestation policy ("" = plain TCP: the built-in network, test rigs).
+    router_leg: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +140,27 @@ async def check_backend(endpoint: BackendEndpoint) -> None:
         ) from None
 
 
+def account_terms(
+    billing: BillingParams, root: RootConfig | None
+) -> tuple[AccountTerms, WorkerContractOf | None]:
+    """What new proxy accounts are opened with: the fee, the params generation, and (when the
+    root config carries the worker code) the worker contract our owner must be named."""
+    terms = AccountTerms(
+        fee_per_token=billing.worker_fee_per_token,
+        params_version=root.params_version if root is not None else 0,
+    )
+    if root is None or root.worker_sc_code is None:
+        return terms, None
+    config = root
+
+    def worker_contract_of(proxy_sc: str, proxy_key: bytes, owner: str) -> str:
+        return worker_contract_address(
+            owner=owner, proxy_sc=proxy_sc, proxy_public_key=proxy_key, root=config
+        )
+
+    return terms, worker_contract_of
+
+
 class EarningController:
     """A service whose ``start``/``aclose`` bound its life; :meth:`start_earning` does the work.
 
@@ -152,6 +181,7 @@ class EarningController:
         guard: ThermalGuard | None = None,
         engine_program: tuple[str, ...] | None = None,
         observer: JobObserver | None = None,
+        payments: PaymentBook | None = None,
     ) -> None:
         self._paths = paths
         self._settings = settings
@@ -162,6 +192,8 @@ class EarningController:
         self._guard = guard
         self._engine_program = engine_program
         self._observer = observer
+        self._payments = payments
+        self.current_root: RootConfig | None = None
         self._lane: _Lane | None = None
         self._lock = asyncio.Lock()
         self.status: Observable[EarningStatus] = Observable(EarningStatus())
@@ -216,15 +248,20 @@ class EarningController:
         settings = self._settings()
         target = self._target()
         self._publish(phase="starting", message="Checking this computer…")
-        root = None
+        root = target.root
         if target.root_source is not None:
             self._publish(message="Reading the network's configuration…")
             root = await target.root_source()
+            if target.admit is not None:
+                await target.admit(root)
             proxies = tuple(str(p) for p in root.proxy_addresses)
             if not proxies:
                 raise UserFacingError("The network's configuration lists no proxy to connect to.")
             target = dataclasses.replace(
-                target, proxies=proxies, billing=BillingParams.from_root_config(root)
+                target,
+                proxies=proxies,
+                billing=BillingParams.from_root_config(root),
+                is_test=target.is_test or root.is_test,
             )
         if settings.engine.backend_url:
             endpoint = BackendEndpoint.from_url(
@@ -261,8 +298,15 @@ class EarningController:
             is_testnet=target.is_testnet,
             proxy_connections=settings.worker.proxy_connections,
             router_socks5=target.router_socks5,
+            router_leg=target.router_leg,
         )
-        lane.worker = CocoonWorker(config, server=lane.server)
+        self.current_root = root
+        if self._payments is not None:
+            self._payments.configure(
+                *account_terms(target.billing, root),
+                exposure_cap_nanoton=settings.payouts.exposure_cap_nanoton,
+            )
+        lane.worker = CocoonWorker(config, server=lane.server, payments=self._payments)
         subscriptions = [
             lane.server.status.subscribe(lambda _: self._publish()),
             lane.worker.status.subscribe(lambda _: self._publish()),
@@ -327,8 +371,17 @@ class EarningController:
 
         def changed(old: RootConfig | None, new: RootConfig) -> None:
             apply(old, new)
+            billing = BillingParams.from_root_config(new)
             if lane.server is not None:
-                lane.server.billing = BillingParams.from_root_config(new)
+                lane.server.billing = billing
+            self.current_root = new
+            if self._payments is not None:
+                # Accounts opened after a params change have the new fee and generation; the
+                # older ones are retired and cashed out by the policy.
+                self._payments.configure(
+                    *account_terms(billing, new),
+                    exposure_cap_nanoton=self._settings().payouts.exposure_cap_nanoton,
+                )
 
         return changed
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.network.payment_store import ProxyAccount
 from app.network.tl import TLObject
-from app.network.vouchers import ProxyBalance
 from app.network.worker_config import WorkerConfig
 
 MIN_PROTO = 1
@@ -66,7 +66,7 @@ def accept_connected(answer: TLObject, *, is_test: bool) -> ProxyIdentity:
     return ProxyIdentity(proto, key, params["proxy_sc_address"], answer["worker_sc_address"])
 
 
-def compare_balance(balance: ProxyBalance) -> TLObject:
+def compare_balance(balance: ProxyAccount) -> TLObject:
     """``worker.compareBalanceWithProxy`` with only numbers this proxy reported to us.
 
     The reference proxy aborts (a ``CHECK``) when a worker claims more than it knows.
@@ -74,14 +74,14 @@ def compare_balance(balance: ProxyBalance) -> TLObject:
     return TLObject(
         "worker.compareBalanceWithProxy",
         {
-            "tokens_committed_to_blockchain": balance.committed_tokens,
+            "tokens_committed_to_blockchain": balance.voucher_tokens,
             "tokens_committed_to_db": balance.db_tokens,
             "max_tokens": balance.max_tokens,
         },
     )
 
 
-def extended_compare_balance(balance: ProxyBalance) -> TLObject:
+def extended_compare_balance(balance: ProxyAccount) -> TLObject:
     return TLObject(
         "worker.extendedCompareBalanceWithProxy",
         {"tokens_committed_to_db": balance.db_tokens, "other": b""},

@@ -39,14 +39,13 @@ from app.network.proxy_handshake import (
     connect_to_proxy,
     extended_compare_balance,
 )
-from app.network.tl import TLError, TLObject, decode, encode
-from app.network.vouchers import (
-    Voucher,
-    VoucherError,
+from app.network.proxy_payments import (
+    PaymentBook,
+    ProxyPayments,
+    ProxyRefusedError,
     VoucherRegressionError,
-    VoucherStore,
-    verify_voucher,
 )
+from app.network.tl import TLError, TLObject, decode, encode
 from app.network.worker_config import ProxyAddress, WorkerConfig
 
 _log = logging.getLogger(__name__)
@@ -86,6 +85,10 @@ class SessionState:
     # Hex SHA-256 image hash the local router attested for the proxy (all zeros without TDX);
     # empty on direct connections.
     peer_image_hash: str = ""
+    # Why this proxy gets no new work from us (it owes more than the exposure cap), or "".
+    hold_reason: str = ""
+    # The proxy router's attestation on the direct router leg ("" on other transports).
+    peer_attestation: str = ""
 
 
 class ProxySession:
@@ -97,7 +100,7 @@ class ProxySession:
         *,
         config: WorkerConfig,
         server: RequestServing,
-        vouchers: VoucherStore,
+        payments: PaymentBook,
         ledger: RequestLedger,
         dial: Dialer,
         enabled: bool = True,
@@ -107,7 +110,7 @@ class ProxySession:
         self.target = target
         self._config = config
         self._server = server
-        self._vouchers = vouchers
+        self._book = payments
         self._ledger = ledger
         self._dial = dial
         self._timers = timers or SessionTimers()
@@ -118,13 +121,8 @@ class ProxySession:
         self._close_requested: str | None = None
         self._serving = False
         self._proto = 0
-        self._proxy_key = b""
-        self._proxy_sc = ""
-        self._worker_sc = ""
+        self._payments: ProxyPayments | None = None
         self._requests: set[asyncio.Task[None]] = set()
-        # The proxy repeats one signed voucher in every runQueryEx and payment until its next
-        # on-chain commit: verify each distinct BOC once.
-        self._last_voucher: Voucher | None = None
         self.state: Observable[SessionState] = Observable(SessionState(str(target)))
 
     @property
@@ -145,7 +143,14 @@ class ProxySession:
         try:
             peer = conn.peer_info
             image = peer.image_hash.hex() if peer is not None else ""
-            self.state.set(replace(self.state.value, phase="handshake", peer_image_hash=image))
+            self.state.set(
+                replace(
+                    self.state.value,
+                    phase="handshake",
+                    peer_image_hash=image,
+                    peer_attestation=describe_attestation(conn),
+                )
+            )
             if await self._try_handshake(conn):
                 poller = asyncio.create_task(self._poll_payments(conn))
             reason = await asyncio.shield(conn.closed)
@@ -193,7 +198,9 @@ class ProxySession:
             conn.close(f"proxy refused the handshake: {exc.message}")
         except TimeoutError:
             conn.close("handshake timed out")
-        except (ConnectionClosedError, TLError, VoucherError) as exc:
+        except ProxyRefusedError as exc:
+            conn.close(f"not working for this proxy: {exc}")
+        except (ConnectionClosedError, TLError) as exc:
             conn.close(f"handshake failed: {exc}")
         else:
             return True
@@ -212,9 +219,31 @@ class ProxySession:
         """Tell the proxy (``worker.enabledDisabled``) when availability changes."""
         if enabled == self._enabled:
             return
+        was = self._available
         self._enabled = enabled
-        if self.is_ready:
-            self._send(TLObject("worker.enabledDisabled", {"disabled": 0 if enabled else 1}))
+        self._announce(was)
+
+    @property
+    def _available(self) -> bool:
+        """Whether this proxy may route requests here: enabled, and it owes less than the cap."""
+        return self._enabled and not self.state.value.hold_reason
+
+    def _announce(self, was: bool) -> None:
+        if self.is_ready and self._available != was:
+            disabled = 0 if self._available else 1
+            self._send(TLObject("worker.enabledDisabled", {"disabled": disabled}))
+
+    def _check_exposure(self) -> None:
+        """Stop taking work from a proxy that owes more than the user's cap (and say so)."""
+        if self._payments is None:
+            return
+        reason = self._book.over_cap(self._payments.account)
+        if reason != self.state.value.hold_reason:
+            was = self._available
+            self.state.set(replace(self.state.value, hold_reason=reason))
+            if reason:
+                _log.warning("proxy %s: %s", self.target, reason)
+            self._announce(was)
 
     def set_coefficient(self, coefficient: int) -> None:
         """Tell the proxy (``worker.newCoefficient``) the new price coefficient ×1000."""
@@ -231,20 +260,27 @@ class ProxySession:
         )
         proxy = accept_connected(answer, is_test=self._config.is_test)
         self._proto = proxy.proto_version
-        self._proxy_key = proxy.public_key
-        self._proxy_sc = proxy.proxy_sc_address
-        self._worker_sc = proxy.worker_sc_address
-        balance = self._vouchers.register(
-            proxy_sc_address=self._proxy_sc,
-            proxy_public_key=self._proxy_key,
-            worker_sc_address=self._worker_sc,
+        payments = self._book.open(
+            proxy_sc=proxy.proxy_sc_address,
+            proxy_public_key=proxy.public_key,
+            worker_sc=proxy.worker_sc_address,
+            owner=self._config.owner_address,
         )
+        self._payments = payments
+        self._check_exposure()
+        balance = payments.account
         compare = await self._query(
             conn, compare_balance(balance), "worker.CompareBalanceWithProxyResult"
         )
-        # Lower numbers here are not taken (as the reference), but re-dialling cannot fix them.
-        self._apply_balance(
-            compare["signed_payment"],
+        signed = compare["signed_payment"]
+        voucher = payments.apply(signed, None, None, strict=False)
+        # An empty payment means the proxy has signed nothing for us; a forged one says nothing.
+        signed_tokens = voucher.tokens if voucher is not None else None
+        if signed.name == "proxy.signedPaymentEmpty":
+            signed_tokens = 0
+        payments.check_handshake(signed_tokens, compare["tokens_committed_to_db"])
+        payments.apply(
+            signed,
             compare["tokens_committed_to_db"],
             compare["max_tokens"],
             strict=False,
@@ -259,14 +295,14 @@ class ProxySession:
         self._serving = True
         await self._query(
             conn,
-            TLObject("worker.proxyHandshakeComplete", {"is_disabled": not self._enabled}),
+            TLObject("worker.proxyHandshakeComplete", {"is_disabled": not self._available}),
             "worker.HandshakeCompleted",
         )
         self.state.set(
             replace(
                 self.state.value,
                 phase="ready",
-                proxy_sc_address=self._proxy_sc,
+                proxy_sc_address=proxy.proxy_sc_address,
                 proto_version=self._proto,
             )
         )
@@ -291,6 +327,8 @@ class ProxySession:
             self._start_request(obj)
         elif name == "proxy.workerRequestPayment":
             self._apply_balance(obj["signed_payment"], obj["db_tokens"], obj["max_tokens"])
+            if self._payments is not None:
+                self._payments.billed(obj["request_id"], obj["request_tokens"], obj["max_tokens"])
         elif name in ("proxy.signedPayment", "proxy.signedPaymentEmpty"):
             self._apply_balance(obj, None, None, strict=False)
         else:
@@ -311,31 +349,14 @@ class ProxySession:
         already applied, and handshake numbers cannot be fixed by re-dialling: those are just
         not kept.
         """
-        voucher = None
-        if signed.name == "proxy.signedPayment":
-            boc = signed["data"]
-            last = self._last_voucher
-            if last is not None and last.boc == boc:
-                voucher = last
-            else:
-                try:
-                    voucher = verify_voucher(
-                        boc, proxy_public_key=self._proxy_key, worker_sc_address=self._worker_sc
-                    )
-                except VoucherError as exc:
-                    _log.warning("proxy %s: rejected a voucher: %s", self.target, exc)
-                else:
-                    self._last_voucher = voucher
+        if self._payments is None:
+            return
         try:
-            self._vouchers.update(
-                self._proxy_sc,
-                voucher=voucher,
-                db_tokens=db_tokens,
-                max_tokens=max_tokens,
-                keep_higher=not strict,
-            )
+            self._payments.apply(signed, db_tokens, max_tokens, strict=strict)
         except VoucherRegressionError as exc:
             self.close(f"proxy reported a lower balance ({exc}); reconnecting")
+            return
+        self._check_exposure()
 
     def _start_request(self, obj: TLObject) -> None:
         task = asyncio.get_running_loop().create_task(self._serve(obj))
@@ -405,6 +426,16 @@ class ProxySession:
     def _closed(self, reason: str) -> str:
         self.state.set(replace(self.state.value, phase="closed", close_reason=reason))
         return reason
+
+
+def describe_attestation(conn: Connection) -> str:
+    """The remote router's attestation in words, for the status (empty when not dialled so)."""
+    seen = conn.attestation
+    if seen is None:
+        return ""
+    if seen.attested:
+        return f"{seen.policy}: quote bound to key {seen.public_key_hex[:16]}…"
+    return f"{seen.policy}: no attestation (test mode), key {seen.public_key_hex[:16]}…"
 
 
 def parse_http_request(raw: bytes) -> HttpRequest:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from app.core.billing import BillingParams, RawTokens, worker_earnings
 from app.core.money import Nanoton
 from app.core.observable import Observable
 from app.engine.endpoint import BackendEndpoint
@@ -41,7 +42,6 @@ from app.network.backend_client import (
 from app.network.backend_client import (
     DEFAULT_MAX_BODY_BYTES as DEFAULT_MAX_ANSWER_BYTES,
 )
-from app.network.billing import BillingParams, RawTokens, worker_earnings
 from app.network.jobs import (
     STATUS_BUSY,
     STATUS_CANCELLED,

@@ -20,6 +20,11 @@ from app.core.errors import UserFacingError
 from app.core.money import Nanoton
 from app.network.worker_config import ProxyAddress
 
+#: COCOON root contracts known per network (mainnet: the upstream worker.conf.example at b75d444);
+#: testnet has no published one, so the user sets it.
+KNOWN_ROOT_CONTRACTS: dict[str, str] = {
+    "mainnet": "EQCns7bYSp0igFvS1wpb5wsZjCKCV19MD5AVzI4EyxsnU73k"
+}
 #: Price multipliers are in ten-thousandths (10000 = 1.0x); older struct versions lack some.
 DEFAULT_MULTIPLIER = 10_000
 _ONE_TON = Nanoton(1_000_000_000)

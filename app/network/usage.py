@@ -10,8 +10,8 @@ import json
 import re
 from typing import Any
 
+from app.core.billing import BillingParams, RawTokens, adjusted_tokens, usage_costs
 from app.network.answer import TokensUsed
-from app.network.billing import BillingParams, RawTokens, adjusted_tokens, usage_costs
 
 _USAGE_KEY = b'"usage"'
 _MAX_COUNT = 2**63 - 1

@@ -1,4 +1,4 @@
-"""Proxy-signed payment vouchers: verifying them and keeping the best one per proxy.
+"""Proxy-signed payment vouchers: their cell layout, building (test proxy) and verifying them.
 
 See docs/protocol.md §6.2.
 
@@ -8,18 +8,13 @@ to the signed payload ``op, query_id, tokens, worker-contract address``.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from types import MappingProxyType
+from dataclasses import dataclass
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 from pytoniq_core.boc.address import Address
 from pytoniq_core.boc.builder import Builder
 from pytoniq_core.boc.cell import Cell
-
-from app.core.observable import Observable
 
 OP_WORKER_PAYOUT_SIGNED = 0xA040AD28
 OUTER_BITS = 32 + 64 + 267 + 512
@@ -116,93 +111,3 @@ def _address(text: str) -> Address:
         return Address(text)
     except Exception as exc:
         raise VoucherError("voucher address is not a TON address") from exc
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyBalance:
-    """What one proxy (keyed by its contract address) owes this worker, as last reported.
-
-    ``voucher.tokens`` is the on-chain-anchored amount, ``db_tokens`` and ``max_tokens`` the
-    proxy's database and in-memory tallies. All three only ever grow.
-    """
-
-    proxy_sc_address: str
-    proxy_public_key: bytes
-    worker_sc_address: str
-    voucher: Voucher | None = None
-    db_tokens: int = 0
-    max_tokens: int = 0
-    updated_at: float = 0.0
-
-    @property
-    def committed_tokens(self) -> int:
-        return self.voucher.tokens if self.voucher is not None else 0
-
-
-class VoucherRegressionError(Exception):
-    """The proxy reported less than it did before: the reference re-handshakes in that case."""
-
-
-class VoucherStore:
-    """The best voucher and counters per proxy contract; published for the UI as a mapping."""
-
-    def __init__(self) -> None:
-        self.state: Observable[Mapping[str, ProxyBalance]] = Observable(MappingProxyType({}))
-        self._balances: dict[str, ProxyBalance] = {}
-
-    def get(self, proxy_sc_address: str) -> ProxyBalance | None:
-        return self._balances.get(proxy_sc_address)
-
-    def register(
-        self, *, proxy_sc_address: str, proxy_public_key: bytes, worker_sc_address: str
-    ) -> ProxyBalance:
-        """The balance to compare with this proxy; a changed key or contract starts from zero."""
-        current = self._balances.get(proxy_sc_address)
-        if (
-            current is None
-            or current.proxy_public_key != proxy_public_key
-            or current.worker_sc_address != worker_sc_address
-        ):
-            current = ProxyBalance(proxy_sc_address, proxy_public_key, worker_sc_address)
-            self._put(current)
-        return current
-
-    def update(
-        self,
-        proxy_sc_address: str,
-        *,
-        voucher: Voucher | None = None,
-        db_tokens: int | None = None,
-        max_tokens: int | None = None,
-        keep_higher: bool = False,
-    ) -> ProxyBalance:
-        """Apply a report, keeping maxima.
-
-        A lower value raises :class:`VoucherRegressionError`, unless ``keep_higher``: then it is
-        simply not taken (a stale report that a newer one overtook).
-        """
-        current = self._balances[proxy_sc_address]
-        changes: dict[str, object] = {}
-        if voucher is not None:
-            if voucher.tokens < current.committed_tokens and not keep_higher:
-                raise VoucherRegressionError(
-                    f"voucher for {voucher.tokens} tokens < {current.committed_tokens} held"
-                )
-            if current.voucher is None or voucher.tokens > current.voucher.tokens:
-                changes["voucher"] = voucher
-        for name, value in (("db_tokens", db_tokens), ("max_tokens", max_tokens)):
-            if value is None:
-                continue
-            held = getattr(current, name)
-            if value < held and not keep_higher:
-                raise VoucherRegressionError(f"{name} {value} < {held} known")
-            if value > held:
-                changes[name] = value
-        if changes:
-            current = replace(current, updated_at=time.time(), **changes)  # type: ignore[arg-type]
-            self._put(current)
-        return current
-
-    def _put(self, balance: ProxyBalance) -> None:
-        self._balances[balance.proxy_sc_address] = balance
-        self.state.set(MappingProxyType(dict(self._balances)))

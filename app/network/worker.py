@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, replace
 
 from app.core.observable import Observable
 from app.network.answer_sink import RequestLedger
-from app.network.dialer import direct_dialer, router_dialer
+from app.network.dialer import direct_dialer, router_dialer, router_leg_dialer
+from app.network.proxy_payments import PaymentBook
 from app.network.proxy_session import (
     Dialer,
     ProxySession,
@@ -22,7 +23,6 @@ from app.network.proxy_session import (
     SessionState,
     SessionTimers,
 )
-from app.network.vouchers import VoucherStore
 from app.network.worker_config import MAX_COEFFICIENT, ProxyAddress, WorkerConfig
 
 _log = logging.getLogger(__name__)
@@ -86,17 +86,24 @@ class CocoonWorker:
         config: WorkerConfig,
         *,
         server: RequestServing,
-        vouchers: VoucherStore | None = None,
+        payments: PaymentBook | None = None,
         timers: WorkerTimers | None = None,
         dial: Dialer | None = None,
     ) -> None:
         self.config = config
-        self.vouchers = vouchers or VoucherStore()
+        # Without a book of its own (tests, tools) the worker keeps its accounts in memory.
+        self._owns_payments = payments is None
+        self.payments = payments or PaymentBook.in_memory()
         self._server = server
         self._timers = timers or WorkerTimers()
         if dial is None:
             router = config.router_socks5
-            dial = router_dialer(router) if router is not None else direct_dialer()
+            if router is not None:
+                dial = router_dialer(router)
+            elif config.router_leg:
+                dial = router_leg_dialer(policy=config.router_leg)
+            else:
+                dial = direct_dialer()
         self._dial = dial
         self._ledger = RequestLedger(self._publish)
         self._targets: list[_Target] = []
@@ -114,6 +121,8 @@ class CocoonWorker:
     async def start(self) -> None:
         if self._supervisor is not None:
             return
+        if self._owns_payments:
+            await self.payments.start()
         self._running = True
         self._supervisor = asyncio.create_task(self._supervise(), name="cocoon-worker")
         self._publish()
@@ -132,6 +141,8 @@ class CocoonWorker:
                 tasks.append(target.task)
         await asyncio.gather(*tasks, return_exceptions=True)
         self._targets.clear()
+        if self._owns_payments:
+            await self.payments.aclose()
         self._publish()
 
     def set_enabled(self, enabled: bool, *, source: str = "operator") -> None:
@@ -226,7 +237,7 @@ class CocoonWorker:
             target.address,
             config=self.config,
             server=self._server,
-            vouchers=self.vouchers,
+            payments=self.payments,
             ledger=self._ledger,
             dial=self._dial,
             enabled=self._enabled,

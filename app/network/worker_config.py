@@ -34,13 +34,19 @@ class ProxyAddress:
         return f"{self.host}:{self.port}"
 
 
+#: Attestation policies of the router leg this app can do itself (``tdx`` needs a TDX VM).
+ROUTER_POLICIES = ("any", "fake_tdx")
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
     """Everything the worker sends in its handshake and how it reaches proxies.
 
     ``model`` is the full name (``Qwen/Qwen3-8B@<commit>:<verity>``); clients ask for
-    :attr:`base_model`. ``coefficient`` is ×1000 (1000 = list price). ``router_socks5`` unset
-    means direct TCP (test-mode proxies only).
+    :attr:`base_model`. ``coefficient`` is ×1000 (1000 = list price). How proxies are reached:
+    through the local router's SOCKS5 port (``router_socks5``), else the router leg ourselves
+    (proof of work + RA-TLS, ``router_leg`` names the attestation policy), else plain TCP (the
+    built-in local network and loopback test rigs).
     """
 
     proxies: tuple[ProxyAddress, ...]
@@ -52,6 +58,7 @@ class WorkerConfig:
     is_testnet: bool = False
     proxy_connections: int = 1
     router_socks5: ProxyAddress | None = None
+    router_leg: str = ""  # "" plain TCP, or the policy: "any" / "fake_tdx"
 
     def __post_init__(self) -> None:
         if not self.proxies:
@@ -77,6 +84,11 @@ class WorkerConfig:
         if self.router_socks5 is not None:
             for proxy in self.proxies:
                 _require_ipv4(proxy)
+        if self.router_leg not in ("", *ROUTER_POLICIES):
+            raise WorkerConfigError(
+                f"Unknown router policy {self.router_leg!r}.",
+                hint="Use one of: " + ", ".join(ROUTER_POLICIES) + ".",
+            )
 
     @property
     def base_model(self) -> str:
@@ -100,6 +112,7 @@ class WorkerConfig:
         is_testnet: bool = False,
         proxy_connections: int = 1,
         router_socks5: str = "",
+        router_leg: str = "",
     ) -> WorkerConfig:
         """Build from settings-style strings (``HOST:PORT`` lists, empty router = direct)."""
         return cls(
@@ -116,6 +129,7 @@ class WorkerConfig:
                 if router_socks5.strip()
                 else None
             ),
+            router_leg=router_leg,
         )
 
 

@@ -45,9 +45,9 @@ class MainWindow(QMainWindow):
         self.nav.setFixedWidth(190)
         self.pages = QStackedWidget()
         self.dashboard = DashboardPage(
-            view_models.status, view_models.telemetry, view_models.earning
+            view_models.status, view_models.telemetry, view_models.earning, view_models.payouts
         )
-        self.wallet = WalletPage(view_models.wallet)
+        self.wallet = WalletPage(view_models.wallet, view_models.payouts)
         self.settings = SettingsPage(settings)
         for title, page in (
             ("Dashboard", self.dashboard),

@@ -10,7 +10,8 @@ from app.core.money import Nanoton
 from app.core.observable import Observable
 from app.core.paths import AppPaths
 from app.wallet.chain import AccountState, ChainBackend, ChainOffline, ChainTransaction
-from app.wallet.lite_backend import LiteBackend, load_global_config
+from app.wallet.global_config import choose_config
+from app.wallet.lite_backend import LiteBackend
 from app.wallet.simulated_chain import SimulatedChain
 
 DEVNET_CHAIN_FILE: Final = "chain.sqlite3"
@@ -21,12 +22,13 @@ def devnet_chain_path(paths: AppPaths) -> Path:
     return paths.devnet_dir / DEVNET_CHAIN_FILE
 
 
-def open_chain(network: str, paths: AppPaths) -> ChainBackend:
-    """A not yet started backend for ``network`` (``devnet``, ``testnet`` or ``mainnet``)."""
+def open_chain(network: str, paths: AppPaths, *, ton_config_file: str = "") -> ChainBackend:
+    """A not yet started backend for ``network`` (``devnet``, ``testnet`` or ``mainnet``); the
+    live ones use the user's ``ton_config_file``, a fresh fetched copy or the shipped config."""
     if network == "devnet":
         return SimulatedChain(devnet_chain_path(paths))
     if network in ("testnet", "mainnet"):
-        return LiteBackend(lambda: load_global_config(network))
+        return LiteBackend(lambda: choose_config(network, paths, ton_config_file).config)
     raise UserFacingError(
         f"The wallet does not support the '{network}' network.",
         hint="Use devnet, testnet or mainnet.",

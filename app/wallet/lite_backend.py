@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -85,7 +86,23 @@ def check_global_config(config: Any, source: str) -> None:
         raise NetworkConfigError(f"The network configuration {source} lists no liteservers.")
 
 
+OFFLINE_ENV: Final = "COCOON_PROVIDER_OFFLINE"
+
+
+def offline() -> bool:
+    """Whether the live chain backend may not touch the network (``COCOON_PROVIDER_OFFLINE=1``;
+    the test suite sets it so that nothing ever dials public liteservers)."""
+    return os.environ.get(OFFLINE_ENV, "") not in ("", "0")
+
+
+def _only_loopback(config: dict[str, Any]) -> bool:
+    # Liteserver IPs are signed 32-bit integers; 127.0.0.0/8 is this machine (test fakes).
+    return all((int(s.get("ip", 0)) >> 24) & 0xFF == 127 for s in config.get("liteservers", []))
+
+
 def _default_factory(config: dict[str, Any], trust_level: int, timeout: float) -> Any:
+    if offline() and not _only_loopback(config):
+        raise ChainOffline(f"The network is switched off here ({OFFLINE_ENV}=1).")
     return LiteBalancer.from_config(config, trust_level=trust_level, timeout=max(1, int(timeout)))
 
 

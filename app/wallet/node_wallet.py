@@ -21,7 +21,7 @@ from app.core.money import Nanoton, format_ton
 from app.wallet.addresses import AddressWarning, parse_address
 from app.wallet.chain import ChainBackend, raw_address
 from app.wallet.contracts import TonNetwork, WalletContract, WalletVersion
-from app.wallet.mnemonic import generate_mnemonic
+from app.wallet.mnemonic import KeyPair, generate_mnemonic
 from app.wallet.vault import (
     DEFAULT_KDF,
     KDF_TIMEOUT_S,
@@ -121,6 +121,14 @@ class NodeWallet:
 
         vault = await asyncio.wait_for(asyncio.to_thread(make), KDF_TIMEOUT_S)
         return WalletContract(WalletVersion.V5R1, self._network, vault.public.public_key)
+
+    async def keypair(self, password: str) -> KeyPair:
+        """The node wallet's keys (it signs cash-outs). Secret: keep them in memory only."""
+        vault = self.vault()
+        if vault is None:
+            raise VaultError("There is no node wallet yet.", hint="Create it first.")
+        key = await vault.unlock_async(password)
+        return await vault.keypair_async(key)
 
     async def status(self) -> NodeWalletStatus | None:
         """Balance against the 2.1 TON minimum; None when there is no node wallet yet."""

@@ -25,7 +25,7 @@ from app.wallet.chain import ChainBackend, ChainError, ChainOffline
 from app.wallet.contracts import TonNetwork, WalletContract, WalletVersion, display_address
 from app.wallet.history import HistoryCursor, HistoryPage, WalletHistory, history_csv
 from app.wallet.keyring_cache import KeyringCache
-from app.wallet.mnemonic import Mnemonic, generate_mnemonic, parse_mnemonic
+from app.wallet.mnemonic import KeyPair, Mnemonic, generate_mnemonic, parse_mnemonic
 from app.wallet.node_wallet import NodeWallet, NodeWalletStatus
 from app.wallet.pending import BroadcastState, PendingSendError, PendingSendStore, SendStatus
 from app.wallet.vault import (
@@ -33,6 +33,7 @@ from app.wallet.vault import (
     KDF_TIMEOUT_S,
     VAULT_SUFFIX,
     KdfParams,
+    VaultError,
     WalletVault,
     vault_path,
 )
@@ -86,6 +87,9 @@ class WalletService:
         self.node_wallet = NodeWallet(paths.wallets_dir, self.network, chain, kdf=kdf)
         self.state: Observable[WalletState] = Observable(WalletState())
         self._key: DataKey | None = None
+        # The node wallet is a hot wallet for gas: once unlocked for earning, its keys stay in
+        # memory until the service closes (the user's own wallet still locks when idle).
+        self.node_keys: KeyPair | None = None
         self._last_used = monotonic()
         self._refresh_task: asyncio.Task[WalletState] | None = None
         self._loop_task: asyncio.Task[None] | None = None
@@ -93,6 +97,11 @@ class WalletService:
         # Messages refused as "seqno already used": re-sending them is pointless, only checking.
         self._never_rebroadcast: set[bytes] = set()
         self._closing = False
+
+    @property
+    def vault_dir(self) -> Path:
+        """Where this network's wallet vaults are kept."""
+        return self._paths.wallets_dir
 
     @property
     def chain(self) -> ChainBackend:
@@ -121,6 +130,7 @@ class WalletService:
             self._unsubscribe()
             self._unsubscribe = None
         self.lock()
+        self.node_keys = None
         await self._chain.aclose()
 
     async def _refresh_loop(self, interval: float) -> None:
@@ -239,6 +249,10 @@ class WalletService:
         if remember and self._keyring is not None:
             await self._keyring.save(wallet_id, key)
         self._key = key
+        if password is not None and self.node_keys is None and self.node_wallet.vault():
+            # The node wallet is created with the user's password: one unlock serves both.
+            with contextlib.suppress(VaultError):
+                self.node_keys = await self.node_wallet.keypair(password)
         self._touch()
         self._publish(locked=False)
 
@@ -375,6 +389,11 @@ class WalletService:
     async def create_node_wallet(self, password: str) -> NodeWalletStatus | None:
         await self.node_wallet.create(password)
         return (await self.refresh()).node_wallet
+
+    async def unlock_node_wallet(self, password: str) -> KeyPair:
+        """Unlock the node wallet for cash-outs (kept unlocked until the service closes)."""
+        self.node_keys = await self.node_wallet.keypair(password)
+        return self.node_keys
 
     async def _known_destinations(self, active: WalletSummary) -> list[str]:
         txs = await self._chain.get_transactions(active.raw_address, _KNOWN_DESTINATIONS_TXS)

@@ -5,6 +5,10 @@ It accepts exactly the external messages the official V4R2/V5R1 wallet contracts
 +2 ignore errors, +32 destroy when empty, +128 carry all), bounces bounceable messages sent to
 accounts that are not active, and keeps every transaction. Fees follow :class:`FeeModel`: flat
 amounts close to mainnet's for a wallet transfer, not a gas computation.
+
+What an internal message does to its destination (a StateInit deploy, a COCOON contract registered
+with :meth:`SimulatedChain.register_cocoon_codes`, a bounce) is ``sim_contracts``'s; every message
+a send causes is delivered, oldest first, inside the same ledger transaction.
 """
 
 # pytoniq-core ships py.typed but leaves most methods unannotated; calling them is unavoidable here.
@@ -15,13 +19,15 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from pytoniq_core.boc.builder import Builder
 from pytoniq_core.boc.cell import Cell
+from pytoniq_core.tlb.account import StateInit
 
 from app.core.money import Nanoton
 from app.core.observable import Observable
@@ -38,6 +44,9 @@ from app.wallet.chain import (
     text_comment,
     wallet_seqno,
 )
+from app.wallet.cocoon_contracts import CocoonRootParams
+from app.wallet.cocoon_execution import CocoonCodes, InternalMessage
+from app.wallet.sim_contracts import contract_deployed, deliver, deployable, inbound, outbound
 from app.wallet.sim_ledger import Ledger, LedgerWriter, encode_transaction
 from app.wallet.wallet_messages import (
     ExitCode,
@@ -60,6 +69,8 @@ _MODE_IGNORE_ERRORS: Final = 2
 _MODE_DESTROY_IF_EMPTY: Final = 32
 _MODE_CARRY_ALL: Final = 128
 _NO_ACTIONS_EXIT: Final = 0
+# Far more than any chain of COCOON messages needs: a bound so that a mistake cannot spin forever.
+_MAX_MESSAGES_PER_SEND: Final = 1000
 
 T = TypeVar("T")
 
@@ -69,9 +80,13 @@ class FeeModel:
     """Flat fees in nanotons (close to mainnet for plain wallet transfers, by design simple)."""
 
     external: int = 1_700_000  # import + compute of one wallet external message
-    deploy: int = 3_000_000  # extra when the external deploys the wallet (state_init)
+    deploy: int = 3_000_000  # extra when a message deploys its destination (state_init)
     forward: int = 400_000  # per outgoing internal message
     bounce: int = 400_000  # kept by the network when a message bounces back
+    # Compute phases of the COCOON contracts (signature check, address hashing: ~10k gas). With
+    # the wallet external and four forwards a voucher payout costs about 0.0104 TON in all.
+    worker_compute: int = 3_000_000
+    proxy_compute: int = 4_000_000
 
 
 @dataclass(slots=True)
@@ -106,6 +121,7 @@ class SimulatedChain:
         self.fees = fees or FeeModel()
         self._timeout = timeout
         self._online = Observable(True)
+        self._cocoon = CocoonCodes()
 
     @property
     def online(self) -> Observable[bool]:
@@ -176,7 +192,7 @@ class SimulatedChain:
         if state.status != "active" or state.code is None or state.data is None:
             raise GetMethodFailed(method, -256)
         kind = wallet_kind(Cell.one_from_boc(state.code))
-        if kind is None:  # pragma: no cover - only wallets are ever deployed here
+        if kind is None:  # the COCOON contracts' get-methods are not modelled
             raise GetMethodFailed(method, 11)
         data = read_wallet_data(kind, Cell.one_from_boc(state.data))
         values = {
@@ -202,11 +218,13 @@ class SimulatedChain:
         if type(amount) is not int or amount <= 0:
             raise ValueError("mint amount must be a positive number of nanotons")
         raw, src = raw_address(address), raw_address(source)
-        body = _comment_body(comment)
+        message = InternalMessage(src, raw, amount, False, _comment_body(comment))
 
         def credit() -> ChainTransaction:
             with self._ledger.write() as ledger:
-                return self._deliver(ledger, src, raw, amount, bounce=False, body=body)
+                tx, sent = self._deliver(ledger, message)
+                self._drain(ledger, sent)
+                return tx
 
         return await self._run(credit, "mint")
 
@@ -215,6 +233,28 @@ class SimulatedChain:
     ) -> ChainTransaction:
         """Devnet settlement hook: pay a worker's earnings from a (simulated) contract address."""
         return await self.mint(address, amount, comment=comment, source=source)
+
+    def register_cocoon_codes(self, root: CocoonRootParams) -> None:
+        """Run the COCOON worker/proxy models for accounts with ``root``'s contract codes.
+
+        Kept in memory: every process sharing a network file registers the codes itself."""
+        self._cocoon.register(root)
+
+    async def deploy_contract(self, state_init: StateInit, *, balance: int) -> str:
+        """Put a contract on the network with ``balance`` nanotons from the faucet (local setup,
+        e.g. the devnet's proxy contract); its raw address. A deployed one is left as it is."""
+        address, code, data = deployable(state_init, balance)
+
+        def deploy() -> None:
+            with self._ledger.write() as ledger:
+                deployed = contract_deployed(ledger.account(address), code, data, balance)
+                if deployed is None:
+                    return
+                in_msg = InboundMessage(False, FAUCET_ADDRESS, Nanoton(balance), None, False, False)
+                self._new_tx(ledger, deployed, in_msg=in_msg, compute=(True, 0))
+
+        await self._run(deploy, "deploy a contract")
+        return address
 
     # Message processing (runs in a worker thread, inside one ledger transaction) -----------
 
@@ -227,15 +267,20 @@ class SimulatedChain:
             account = ledger.account(envelope.destination)
             outcome = self._execute(account, envelope, check_signature=check_signature)
             tx = self._record_external(ledger, outcome, envelope)
-            for action, value in outcome.sends:
-                self._deliver(
-                    ledger,
-                    envelope.destination,
-                    action.destination,
-                    value,
-                    bounce=action.bounce,
-                    body=action.body,
-                )
+            self._drain(
+                ledger,
+                (
+                    InternalMessage(
+                        envelope.destination,
+                        action.destination,
+                        value,
+                        action.bounce,
+                        action.body,
+                        state_init=action.state_init,
+                    )
+                    for action, value in outcome.sends
+                ),
+            )
             return tx.total_fees
 
     def _execute(
@@ -337,39 +382,33 @@ class SimulatedChain:
             normalized=envelope.normalized_hash,
         )
 
+    def _drain(self, ledger: LedgerWriter, messages: Iterable[InternalMessage]) -> None:
+        """Deliver ``messages`` and everything they cause, oldest first."""
+        queue = deque(messages)
+        delivered = 0
+        while queue:
+            delivered += 1
+            if delivered > _MAX_MESSAGES_PER_SEND:
+                raise ChainError("The local network stopped a runaway chain of messages.")
+            queue.extend(self._deliver(ledger, queue.popleft())[1])
+
     def _deliver(
-        self,
-        ledger: LedgerWriter,
-        source: str,
-        destination: str,
-        value: int,
-        *,
-        bounce: bool,
-        body: Cell | None,
-        bounced: bool = False,
-    ) -> ChainTransaction:
-        target = ledger.account(destination)
-        in_msg = InboundMessage(False, source, Nanoton(value), text_comment(body), bounced, bounce)
-        if target.status == "active" or not bounce:
-            status = "uninit" if target.status == "nonexist" else target.status
-            credited = replace(target, balance=Nanoton(target.balance + value), status=status)
-            return self._new_tx(ledger, credited, in_msg=in_msg, compute=(True, 0))
-        # Bounceable message to an account without code: it comes back minus the bounce fee.
+        self, ledger: LedgerWriter, message: InternalMessage
+    ) -> tuple[ChainTransaction, tuple[InternalMessage, ...]]:
+        """One internal message's transaction on its destination, and the messages it sends."""
+        prior = ledger.account(message.destination)
+        done = deliver(self._cocoon, prior, message, self.fees)
         tx = self._new_tx(
-            ledger, target, in_msg=in_msg, compute=(None, None), action_success=None, aborted=True
+            ledger,
+            done.account,
+            in_msg=inbound(message),
+            out_msgs=outbound(done.sent),
+            fees=done.fees,
+            compute=done.compute,
+            action_success=done.action_success,
+            aborted=done.aborted,
         )
-        refund = value - self.fees.bounce
-        if refund > 0:
-            self._deliver(
-                ledger,
-                destination,
-                source,
-                refund,
-                bounce=False,
-                body=_bounce_body(body),
-                bounced=True,
-            )
-        return tx
+        return tx, done.sent
 
     def _new_tx(
         self,
@@ -413,13 +452,4 @@ def _comment_body(comment: str | None) -> Cell | None:
     if comment is None:
         return None
     cell: Cell = Builder().store_uint(0, 32).store_snake_string(comment).end_cell()
-    return cell
-
-
-def _bounce_body(body: Cell | None) -> Cell:
-    out = Builder().store_uint(0xFFFF_FFFF, 32)
-    if body is not None:
-        cs = body.begin_parse()
-        out.store_bits(cs.load_bits(min(256, cs.remaining_bits)))
-    cell: Cell = out.end_cell()
     return cell

@@ -16,6 +16,7 @@ from typing import Final
 from pytoniq_core.boc.address import Address
 from pytoniq_core.boc.builder import Builder
 from pytoniq_core.boc.cell import Cell
+from pytoniq_core.tlb.account import StateInit
 from pytoniq_core.tlb.block import CurrencyCollection
 from pytoniq_core.tlb.transaction import ExternalMsgInfo, InternalMsgInfo, MessageAny
 
@@ -47,13 +48,18 @@ class TransferError(UserFacingError):
 @dataclass(frozen=True, slots=True)
 class TransferOrder:
     """What to send. For :attr:`SendMode.SEND_ALL` the amount must be 0 (the contract sends
-    everything left after fees)."""
+    everything left after fees).
+
+    ``body`` replaces the comment with a contract message (a repacked voucher) and ``state_init``
+    deploys the destination (a worker contract); a comment and a body cannot go together."""
 
     destination: Address
     amount: Nanoton
     bounce: bool
     mode: SendMode = SendMode.PAY_FEES_SEPARATELY
     comment: str | None = None
+    body: Cell | None = None
+    state_init: StateInit | None = None
 
 
 def send_mode(send_all: bool) -> SendMode:
@@ -139,6 +145,8 @@ def sign_transfer(
 
 def _check_order(order: TransferOrder) -> None:
     check_comment(order.comment)
+    if order.comment is not None and order.body is not None:
+        raise ValueError("a transfer carries either a comment or a body, not both")
     if order.mode is SendMode.SEND_ALL:
         if order.amount != 0:
             raise ValueError("a send-all transfer carries amount 0")
@@ -150,7 +158,7 @@ def _check_order(order: TransferOrder) -> None:
 
 
 def _internal_message(order: TransferOrder) -> Cell:
-    body = Cell.empty()
+    body = order.body if order.body is not None else Cell.empty()
     if order.comment:
         body = (
             Builder().store_uint(_TEXT_COMMENT_OP, 32).store_snake_string(order.comment).end_cell()
@@ -167,7 +175,7 @@ def _internal_message(order: TransferOrder) -> Cell:
         created_lt=0,
         created_at=0,
     )
-    cell: Cell = MessageAny(info=info, init=None, body=body).serialize()
+    cell: Cell = MessageAny(info=info, init=order.state_init, body=body).serialize()
     return cell
 
 

@@ -18,6 +18,7 @@ import nacl.signing
 from pytoniq_core.boc.builder import Builder
 from pytoniq_core.boc.cell import Cell
 from pytoniq_core.boc.slice import Slice
+from pytoniq_core.tlb.account import StateInit
 from pytoniq_core.tlb.transaction import ExternalMsgInfo, InternalMsgInfo, MessageAny
 
 from app.wallet.chain import (
@@ -89,6 +90,7 @@ class OutAction:
     value: int
     bounce: bool
     body: Cell | None
+    state_init: StateInit | None = None  # deploys the destination when its hash is the address
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,4 +284,5 @@ def _out_action(mode: int, message_cell: Cell) -> OutAction:
         value=int(message.info.value.grams),
         bounce=bool(message.info.bounce),
         body=body if has_body else None,
+        state_init=message.init,
     )

@@ -301,6 +301,17 @@ class Withdrawals:
         self._pending.add(record)  # durable before anything leaves this machine
         return await self._broadcast(record)
 
+    async def send_signed(self, record: PendingSend) -> SendOutcome:
+        """Persist, then broadcast, a transfer signed elsewhere (the node wallet's cash-outs);
+        resolve it with :meth:`check` exactly like a withdrawal."""
+        if self._pending.get(self._wallet_id) is not None:
+            raise WithdrawalError(
+                "A previous send from this wallet is not confirmed yet.",
+                hint="Wait until it is confirmed or expires (at most a few minutes).",
+            )
+        self._pending.add(record)  # durable before anything leaves this machine
+        return await self._broadcast(record)
+
     async def _broadcast(self, record: PendingSend) -> SendOutcome:
         try:
             await self._chain.send_boc(record.boc)

@@ -28,6 +28,9 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+TEST_OWNER = "0QDLYGhRHNqXquKXJazsjMBUUhXtmZ_Nom43-_sztpg80Q6E"
+
+
 def _spawn(data_dir: Path, *args: str) -> subprocess.Popen[str]:
     """``python -m app --data-dir DATA_DIR ARGS…`` with pipes, as a user's terminal would run it."""
     return subprocess.Popen(
@@ -65,7 +68,9 @@ def test_unknown_network_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_headless_run_stops_cleanly_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
-    proc = _spawn(tmp_path, "run", "--headless", "--status-interval", "0.2")
+    proc = _spawn(
+        tmp_path, "run", "--headless", "--status-interval", "0.2", "--owner-address", TEST_OWNER
+    )
     assert proc.stdout is not None
     lines = [proc.stdout.readline() for _ in range(3)]
     assert "headless" in lines[0]
@@ -96,6 +101,9 @@ def test_gui_smoke_test(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_gui_without_display_runs_headless(tmp_path: Path) -> None:
+    (tmp_path / "settings.toml").write_text(
+        f'schema_version = 2\n[worker]\nowner_address = "{TEST_OWNER}"\n'
+    )
     proc = _spawn(tmp_path, "gui")
     assert proc.stdout is not None
     assert "headless" in proc.stdout.readline()
@@ -166,6 +174,8 @@ def test_headless_exits_1_when_earning_cannot_start(
             "http://127.0.0.1:9",
             "--model",
             "Qwen/Qwen3-8B",
+            "--owner-address",
+            TEST_OWNER,
         ]
     )
     assert code == 1
@@ -173,6 +183,17 @@ def test_headless_exits_1_when_earning_cannot_start(
     assert "could not start earning" in out
     assert "not answering" in out
     assert out.rstrip().endswith("stopped")
+
+
+def test_headless_devnet_without_a_wallet_or_password_says_how(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--data-dir", str(tmp_path), "run", "--headless"])
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "Error: could not start earning: The local network pays your earnings" in out
+    assert "--password-stdin" in out
+    assert not list((tmp_path / "wallets").glob("*.vault*"))
 
 
 @pytest.mark.slow

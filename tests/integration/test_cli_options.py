@@ -175,6 +175,7 @@ async def test_run_without_headless_and_no_display_keeps_the_worker_flags(tmp_pa
             "custom",
             "--proxy",
             network.proxy_address,
+            "--plain-tcp",
             "--backend-url",
             backend.url,
             "--model",

@@ -2,8 +2,11 @@
 
 A fenced ``sh`` block preceded by ``<!-- doc-test -->`` has every ``cocoon-provider …`` line run
 against a temporary data folder, with the loopback rig the docs describe standing in for the
-user's machines: a test-mode proxy on ``127.0.0.1:11001``, an OpenAI-compatible server on
-``127.0.0.1:8000`` serving ``Qwen/Qwen3-8B``, and ``fake-ton-config.json`` in the working folder.
+user's machines: a test-mode proxy on ``127.0.0.1:11003`` (plain TCP, like ``cocoon-provider
+devnet``) with a COCOON router in front of it on ``127.0.0.1:11001`` (proof of work + RA-TLS, as a
+reference test network's proxy is reached), an OpenAI-compatible server on ``127.0.0.1:8000``
+serving ``Qwen/Qwen3-8B``, and ``fake-ton-config.json`` (naming the router's port) in the working
+folder.
 A serving command (``run --headless``) counts as working once it prints a status line that says it
 is earning and then stops cleanly on SIGINT. Every other ``sh`` block must say why it is not run
 (``<!-- doc-test: skip REASON -->``), so a new example cannot slip past unchecked.
@@ -26,11 +29,13 @@ import pytest
 
 from app.devnet.local_network import LocalNetwork
 from app.devnet.mock_backend import MockBackend, MockBackendConfig
+from tests.router_rig import TestRouter
 from tests.unit.network.traces import traces_dir
 
 ROOT = Path(__file__).parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-PROXY_PORT = 11001
+ROUTER_PORT = 11001
+PROXY_PORT = 11003
 BACKEND_PORT = 8000
 MARK_RUN = "<!-- doc-test -->"
 MARK_SKIP = re.compile(r"<!-- doc-test: skip (?P<reason>.+?) -->")
@@ -125,21 +130,25 @@ async def rig(tmp_path: Path) -> AsyncIterator[Path]:
     """The machines the docs' examples talk to, on loopback; yields the working folder."""
     network = LocalNetwork(demand_per_minute=0, proxy_port=PROXY_PORT)
     backend = MockBackend(MockBackendConfig(mode="json"), port=BACKEND_PORT)
+    router = TestRouter(("127.0.0.1", PROXY_PORT), port=ROUTER_PORT)
     try:
         await network.start()
         await backend.start()
+        await router.start()
     except OSError as exc:  # pragma: no cover - only when something else holds the ports
         await network.aclose()
-        pytest.fail(f"the docs' example ports {PROXY_PORT}/{BACKEND_PORT} are taken: {exc}")
+        await backend.aclose()
+        pytest.fail(f"the docs' example ports are taken: {exc}")
     config = json.loads((traces_dir() / "configs" / "fake-ton-config.json").read_text())
     for proxy in config["registered_proxies"]:
-        proxy["address"] = f"{network.proxy_address} 127.0.0.1:9"
+        proxy["address"] = f"127.0.0.1:{ROUTER_PORT} 127.0.0.1:9"
     work = tmp_path / "work"
     work.mkdir()
     (work / "fake-ton-config.json").write_text(json.dumps(config))
     try:
         yield work
     finally:
+        await router.aclose()
         await backend.aclose()
         await network.aclose()
 

@@ -12,14 +12,19 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from pytoniq_core.boc.builder import Builder
+from pytoniq_core.tlb.account import StateInit
 
-from app.bootstrap import DEVNET_UNCLAIMED_OWNER
 from app.core.errors import UserFacingError
 from app.core.settings import NetworkName
 from app.devnet.local_network import LocalNetwork
 from app.devnet.mock_backend import MockBackend, MockBackendConfig
+from app.network.admission import NotAdmittedError
+from app.network.root_config import parse_fake_ton_config
+from app.wallet.simulated_chain import SimulatedChain
 from tests.polling import eventually
-from tests.service_builder import build_test_services
+from tests.service_builder import TEST_OWNER, build_test_services
+from tests.unit.network.test_root_config import params_cell, root_cell
 from tests.unit.network.traces import traces_dir
 
 MODEL = "Qwen/Qwen3-8B"
@@ -34,7 +39,9 @@ async def backend() -> AsyncIterator[MockBackend]:
 
 
 async def test_start_earning_serves_and_bills(tmp_path: Path, backend: MockBackend) -> None:
-    services = build_test_services(tmp_path, backend_url=backend.url, model=MODEL)
+    services = build_test_services(
+        tmp_path, backend_url=backend.url, model=MODEL, owner_address=TEST_OWNER
+    )
     await services.start()
     try:
         await services.earning.start_earning()
@@ -69,7 +76,7 @@ async def test_start_earning_serves_and_bills(tmp_path: Path, backend: MockBacke
 async def test_backend_url_without_model_is_a_clear_failure(
     tmp_path: Path, backend: MockBackend
 ) -> None:
-    services = build_test_services(tmp_path, backend_url=backend.url)
+    services = build_test_services(tmp_path, backend_url=backend.url, owner_address=TEST_OWNER)
     await services.start()
     try:
         with pytest.raises(UserFacingError, match="model name"):
@@ -85,7 +92,7 @@ async def test_backend_url_without_model_is_a_clear_failure(
 @pytest.mark.allow_log_warnings
 @pytest.mark.parametrize(
     ("network", "message"),
-    [("custom", "No proxy to connect to"), ("mainnet", "not possible from this computer")],
+    [("custom", "No proxy to connect to"), ("testnet", "no known COCOON root contract")],
 )
 async def test_networks_without_a_target_explain_why(
     tmp_path: Path, backend: MockBackend, network: NetworkName, message: str
@@ -97,7 +104,9 @@ async def test_networks_without_a_target_explain_why(
 
 
 async def test_stop_and_start_again(tmp_path: Path, backend: MockBackend) -> None:
-    services = build_test_services(tmp_path, backend_url=backend.url, model=MODEL)
+    services = build_test_services(
+        tmp_path, backend_url=backend.url, model=MODEL, owner_address=TEST_OWNER
+    )
     await services.start()
     try:
         await services.earning.start_earning()
@@ -117,11 +126,12 @@ FAKE_TON = traces_dir() / "configs" / "fake-ton-config.json"
 async def test_custom_network_from_a_fake_ton_root_config(
     tmp_path: Path, backend: MockBackend
 ) -> None:
-    local = LocalNetwork(demand_per_minute=0)
-    await local.start()
     config = json.loads(FAKE_TON.read_text())
-    config["registered_proxies"][0]["address"] = f"{local.proxy_address} 127.0.0.1:9"
     config["worker_fee_per_token"] = 7
+    # The proxy runs on the same root config (its params are in the worker-contract address).
+    local = LocalNetwork(demand_per_minute=0, root=parse_fake_ton_config(config))
+    await local.start()
+    config["registered_proxies"][0]["address"] = f"{local.proxy_address} 127.0.0.1:9"
     root_file = tmp_path / "fake-ton.json"
     root_file.write_text(json.dumps(config))
     services = build_test_services(
@@ -130,7 +140,7 @@ async def test_custom_network_from_a_fake_ton_root_config(
         backend_url=backend.url,
         model=MODEL,
         root_config_file=str(root_file),
-        owner_address=DEVNET_UNCLAIMED_OWNER,
+        owner_address=TEST_OWNER,
     )
     await services.start()
     try:
@@ -162,8 +172,40 @@ async def test_unreadable_root_config_is_a_clear_failure(tmp_path: Path) -> None
         backend_url="http://127.0.0.1:9",
         model=MODEL,
         root_config_file=str(tmp_path / "missing.json"),
-        owner_address=DEVNET_UNCLAIMED_OWNER,
+        owner_address=TEST_OWNER,
     )
     with pytest.raises(UserFacingError, match=r"missing\.json"):
         await services.earning.start_earning()
     assert services.earning.status.value.phase == "failed"
+
+
+@pytest.mark.allow_log_warnings
+async def test_mainnet_reads_the_root_contract_and_says_plainly_why_this_pc_cannot_serve(
+    tmp_path: Path, backend: MockBackend
+) -> None:
+    # The TON network is the boundary: a simulated chain holds a production root contract (built
+    # from the documented layout: test mode off) where a liteserver would answer.
+    chain = SimulatedChain(None)
+    await chain.start()
+    root_data = root_cell(params_cell(is_test=False))
+    root = await chain.deploy_contract(
+        StateInit(code=Builder().store_uint(1, 8).end_cell(), data=root_data), balance=10**9
+    )
+    services = build_test_services(
+        tmp_path,
+        "mainnet",
+        backend_url=backend.url,
+        model=MODEL,
+        owner_address="UQDLYGhRHNqXquKXJazsjMBUUhXtmZ_Nom43-_sztpg80bUO",
+        root_contract_address=root,
+        chain=chain,
+    )
+    with pytest.raises(NotAdmittedError) as refused:
+        await services.earning.start_earning()
+    text = refused.value.describe()
+    assert "take work only from attested confidential (Intel TDX) workers" in text
+    assert "not a TDX confidential VM" in text
+    assert "--network devnet" in text
+    status = services.earning.status.value
+    assert (status.phase, status.worker) == ("failed", None)  # nothing was dialled
+    await chain.aclose()

@@ -51,7 +51,7 @@ async def _stack(mode: str) -> AsyncIterator[Stack]:
     await backend.start()
     server = RequestServer(backend.endpoint, model=TRACE_MODEL, max_active_requests=8)
     await server.start()
-    proxy = TestProxy()
+    proxy = TestProxy(db_commit_every=0.05, chain_commit_every=0.1)
     await proxy.start()
     api = ClientApi(proxy)
     await api.start()
@@ -116,13 +116,13 @@ async def test_requests_are_served_and_billed_exactly(stack: Stack) -> None:
         tally.max_tokens == status_now.tokens == stack.server.status.value.tokens.total_tokens_used
     )
     assert tally.max_tokens == 3 * 200
-    balance = stack.worker.vouchers.get(stack.proxy.sc_address)
+    balance = stack.worker.payments.for_proxy(stack.proxy.sc_address)
     assert balance is not None
     await wait_for(lambda: balance_of(stack) == tally.committed_tokens, "voucher caught up")
 
 
 def balance_of(stack: Stack) -> int:
-    balance = stack.worker.vouchers.get(stack.proxy.sc_address)
+    balance = stack.worker.payments.for_proxy(stack.proxy.sc_address)
     return balance.max_tokens if balance is not None else -1
 
 

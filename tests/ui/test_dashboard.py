@@ -1,4 +1,5 @@
-"""The dashboard's Start earning button drives the real earning controller (mock backend)."""
+"""The dashboard's Start earning button drives the real earning controller (mock backend); today's
+earnings come from the payments ledger, with the energy of today's jobs and the net profit."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from app.ui.pages.dashboard import DashboardPage
 from app.ui.viewmodels.bundle import ViewModels
 from app.ui.widgets.jobs_table import ENERGY_COLUMN, RESULT_COLUMN, energy_text
 from tests.polling import eventually
-from tests.service_builder import build_test_services
+from tests.service_builder import TEST_OWNER, build_test_services
+from tests.ui.ledger_rig import FEE, open_proxy
 
 MODEL = "Qwen/Qwen3-8B"
 
@@ -40,9 +42,11 @@ async def _until(check: Callable[[], bool]) -> None:
 async def test_start_serve_and_stop_from_the_dashboard(
     qtbot: QtBot, tmp_path: Path, backend: MockBackend
 ) -> None:
-    services = build_test_services(tmp_path, backend_url=backend.url, model=MODEL)
+    services = build_test_services(
+        tmp_path, backend_url=backend.url, model=MODEL, owner_address=TEST_OWNER
+    )
     models = ViewModels.build(services)
-    page = DashboardPage(models.status, models.telemetry, models.earning)
+    page = DashboardPage(models.status, models.telemetry, models.earning, models.payouts)
     qtbot.addWidget(page)
     await services.start()
     try:
@@ -67,7 +71,7 @@ async def test_start_serve_and_stop_from_the_dashboard(
         energy = page.jobs_table.item(0, ENERGY_COLUMN)
         assert energy is not None
         assert energy.text() == energy_text(stored.energy_wh)
-        assert page.earnings_card.detail.text().startswith("UTC day, from job records · ")
+        assert page.earnings_card.detail.text().startswith("UTC day, from the payments ledger · ")
         page.toggle_earning()
         await _until(lambda: page.phase_label.text() == "Not earning")
         assert page.start_button.text() == "Start earning"
@@ -102,23 +106,28 @@ def _job(energy_wh: float | None, *, earned: int = 0) -> JobRecord:
 async def test_energy_per_job_and_net_profit_today(qtbot: QtBot, tmp_path: Path) -> None:
     services = build_test_services(tmp_path, backend_url="http://127.0.0.1:9", model=MODEL)
     models = ViewModels.build(services)
-    page = DashboardPage(models.status, models.telemetry, models.earning)
+    page = DashboardPage(models.status, models.telemetry, models.earning, models.payouts)
     qtbot.addWidget(page)
+    await services.payments.start()  # the ledger alone: no engine, no chain
     try:
         earned = parse_ton("0.5")
-        day = DayTotals("2026-11-25", 2, 2, 0, 60, earned, energy_wh=12.5)
+        proxy = await open_proxy(services, TEST_OWNER, on_chain=False)
+        proxy.bill(earned // FEE // 2, earned // FEE // 2)  # the proxy billed 0.5 TON today
+        # The job store's own estimate is not what the card shows: the ledger is.
+        day = DayTotals("2026-11-25", 2, 2, 0, 60, parse_ton("9"), energy_wh=12.5)
         models.earning.jobs_changed.emit([_job(12.345, earned=earned), _job(None)], day)
+        await page.load_earned_today()
         cells = [page.jobs_table.item(row, ENERGY_COLUMN) for row in (0, 1)]
         assert [cell.text() if cell else None for cell in cells] == ["12.35", "—"]
         assert page.earnings_card.value.text() == "0.5 TON"
         detail = page.earnings_card.detail.text()
-        assert detail == "UTC day, from job records · 12.50 Wh"  # no price: no profit line
+        assert detail == "UTC day, from the payments ledger · 12.50 Wh"  # no price: no profit
 
         services.energy.set_price(parse_ton("4"))  # 4 TON per kWh: 12.5 Wh cost 0.05 TON
         await _until(lambda: "net profit" in page.earnings_card.detail.text())
         assert page.earnings_card.detail.text() == (
-            "UTC day, from job records · 12.50 Wh · net profit 0.45 TON after 0.05 TON of "
-            "electricity"
+            "UTC day, from the payments ledger · 12.50 Wh · net profit 0.45 TON after 0.05 TON "
+            "of electricity"
         )
 
         services.energy.set_price(parse_ton("80"))  # electricity now costs more than it earned
@@ -128,7 +137,7 @@ async def test_energy_per_job_and_net_profit_today(qtbot: QtBot, tmp_path: Path)
         unmeasured = dataclasses.replace(day, energy_wh=None)
         models.earning.jobs_changed.emit([_job(None)], unmeasured)
         assert page.earnings_card.detail.text() == (
-            "UTC day, from job records · energy not measured"
+            "UTC day, from the payments ledger · energy not measured"
         )
     finally:
         await models.aclose()
@@ -137,7 +146,9 @@ async def test_energy_per_job_and_net_profit_today(qtbot: QtBot, tmp_path: Path)
 
 @pytest.mark.allow_log_warnings
 async def test_a_failed_start_is_shown(qtbot: QtBot, tmp_path: Path) -> None:
-    services = build_test_services(tmp_path, backend_url="http://127.0.0.1:9", model=MODEL)
+    services = build_test_services(
+        tmp_path, backend_url="http://127.0.0.1:9", model=MODEL, owner_address=TEST_OWNER
+    )
     models = ViewModels.build(services)
     page = DashboardPage(models.status, models.telemetry, models.earning)
     qtbot.addWidget(page)

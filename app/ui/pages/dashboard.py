@@ -1,4 +1,6 @@
-"""``DashboardPage``: what the worker is doing right now — Start earning, status, GPU, jobs, TON."""
+"""``DashboardPage``: what the worker is doing right now — Start earning, status, GPU, jobs, and
+the TON it earned, had vouchered and was paid (the payments ledger), with Cash out now and "Why am
+I not earning?"."""
 
 from __future__ import annotations
 
@@ -12,15 +14,19 @@ from app.engine.energy import MJ_PER_WH, economics
 from app.engine.telemetry import TelemetrySnapshot
 from app.network.earning import YOUR_SERVER, EarningStatus
 from app.network.jobs import DayTotals, JobRecord
+from app.network.pipeline import Pipeline
 from app.ui.pages.page import Card, Page
 from app.ui.qt_async import async_slot
 from app.ui.theme import restyle
 from app.ui.viewmodels.app_status import AppStatusViewModel
 from app.ui.viewmodels.earning import EarningViewModel
+from app.ui.viewmodels.payouts import EarningsView, PayoutViewModel
 from app.ui.viewmodels.telemetry import EnergyView, TelemetryViewModel
+from app.ui.widgets.earnings_panel import EarningsPanel
 from app.ui.widgets.gpu_panel import GpuPanel
 from app.ui.widgets.gpu_readout import net_profit_text, summary
 from app.ui.widgets.jobs_table import JobsTable
+from app.ui.widgets.pipeline_panel import PipelinePanel
 
 _NETWORK_LABEL = {
     "devnet": "Local test network (no real money)",
@@ -37,6 +43,8 @@ _PHASE_TITLE = {
     "failed": ("Could not start", "#b91c1c"),
 }
 _JOBS_REFRESH_MS = 1500
+# Today's ledger figure reads the day's billed jobs from disk: at most this often.
+_LEDGER_REFRESH_MS = 5000
 _ENGINE_STATE = {
     "stopped": "Stopped",
     "starting": "Loading…",
@@ -48,9 +56,11 @@ _ENGINE_STATE = {
 
 
 class DashboardPage(Page):
-    """The hero row (state + Start/Stop), four cards, the GPU panel and the recent jobs.
+    """The hero row (state + Start/Stop), four cards, the earnings and pipeline panels, the GPU
+    panel and the recent jobs.
 
-    ``earning`` and ``telemetry`` are optional so the page can be shown (and tested) alone.
+    ``earning``, ``telemetry`` and ``payouts`` are optional so the page can be shown (and tested)
+    alone; without ``payouts`` there is no ledger to show.
     """
 
     def __init__(
@@ -58,12 +68,16 @@ class DashboardPage(Page):
         status: AppStatusViewModel,
         telemetry: TelemetryViewModel | None = None,
         earning: EarningViewModel | None = None,
+        payouts: PayoutViewModel | None = None,
     ) -> None:
         super().__init__("Dashboard", "Your PC serves AI requests and earns TON while it is on.")
         self._status = status
         self._earning = earning
         self._telemetry = telemetry
+        self._payouts = payouts
         self._today: DayTotals | None = None
+        self._earned_today: int | None = None
+        self._reading = False
         self._phase_shown = ""
         self._price_shown = 0
         self._network_detail = ""
@@ -76,12 +90,25 @@ class DashboardPage(Page):
         self.status_card = Card("Engine", "Stopped")
         self.gpu_card = Card("GPU", "—", "Waiting for the first sample")
         self.jobs_card = Card("Jobs served today", "0")
-        self.earnings_card = Card("Earned today", "0 TON")
+        self.earnings_card = Card("Earned today", "—", "UTC day, from the payments ledger")
         for index, card in enumerate(
             (self.status_card, self.gpu_card, self.jobs_card, self.earnings_card)
         ):
             grid.addWidget(card, index // 2, index % 2)
         self.body.addLayout(grid)
+        self.earnings_panel: EarningsPanel | None = None
+        self.pipeline_panel: PipelinePanel | None = None
+        self._ledger_timer = QTimer(self)
+        self._ledger_timer.setSingleShot(True)
+        self._ledger_timer.setInterval(_LEDGER_REFRESH_MS)
+        self._ledger_timer.timeout.connect(self.refresh_ledger)
+        if payouts is not None:
+            self.earnings_panel = EarningsPanel(payouts)
+            self.pipeline_panel = PipelinePanel(payouts.pipeline)
+            self.body.addWidget(self.earnings_panel)
+            self.body.addWidget(self.pipeline_panel)
+            payouts.earnings_changed.connect(self._earnings_moved)
+            payouts.pipeline_changed.connect(self._show_pipeline)
         self.gpu_panel: GpuPanel | None = None
         if telemetry is not None:
             self.gpu_panel = GpuPanel(telemetry)
@@ -153,7 +180,27 @@ class DashboardPage(Page):
         if self._earning is not None:
             await self._earning.load_jobs()
 
+    @async_slot()
+    async def refresh_ledger(self) -> None:
+        await self.load_earned_today()
+
+    async def load_earned_today(self) -> None:
+        """Read today's figure from the payments ledger and show it (public: tests await it)."""
+        if self._payouts is None:
+            return
+        self._reading = True
+        try:
+            earned = await self._payouts.earned_today()
+        finally:
+            self._reading = False
+        if earned is not None:
+            self._earned_today = earned
+            self._show_earned()
+
     def _show(self, status: AppStatus) -> None:
+        first = self._earned_today is None and not self._reading and self._payouts is not None
+        if first and status.phase == "running":
+            self.refresh_ledger()  # the payments ledger is open now: today's figure
         if not self._network_detail:
             self.network_label.setText(_NETWORK_LABEL.get(status.network, status.network))
 
@@ -174,7 +221,9 @@ class DashboardPage(Page):
         serving = status.serving
         if serving is not None and serving.served != self._served_seen:
             self._served_seen = serving.served
-            self._jobs_timer.start()
+            if not self._jobs_timer.isActive():
+                # At most every 1.5 s: restarting it on each request starved it under load.
+                self._jobs_timer.start()
 
     def _show_network(self, network: LocalNetworkStatus) -> None:
         if not network.running:
@@ -196,38 +245,47 @@ class DashboardPage(Page):
             self._today = today
             self._show_earned()
 
+    def _earnings_moved(self, _view: EarningsView) -> None:
+        # Vouchers and tallies move with every request; today's figure follows, not as often.
+        if not self._ledger_timer.isActive():
+            self._ledger_timer.start()
+
+    def _show_pipeline(self, pipeline: Pipeline) -> None:
+        if self.pipeline_panel is not None:
+            self.pipeline_panel.show_pipeline(pipeline)
+
     def _show_energy(self, view: EnergyView) -> None:
         # Totals change with every reading and job; the card only depends on the price.
         if view.totals.price_nanoton_per_kwh != self._price_shown:
             self._show_earned()
 
     def _show_earned(self) -> None:
-        today = self._today
-        if today is None:
+        earned = self._earned_today
+        if earned is None:
             return
         energy = self._telemetry.energy if self._telemetry is not None else None
         self._price_shown = energy.totals.price_nanoton_per_kwh if energy is not None else 0
+        energy_wh = self._today.energy_wh if self._today is not None else None
         self.earnings_card.show_value(
-            f"{format_ton(today.earned_nanotons, trim=True)} TON",
-            earned_detail(today, self._price_shown),
+            format_ton(earned, trim=True, unit=True),
+            earned_detail(earned, energy_wh, self._price_shown),
         )
 
     def _show_gpu(self, snapshot: TelemetrySnapshot) -> None:
         self.gpu_card.show_value(*summary(snapshot))
 
 
-def earned_detail(today: DayTotals, price_nanoton_per_kwh: int) -> str:
-    """The "Earned today" card's detail: the jobs' energy and, with a price, their net profit."""
-    parts = ["UTC day, from job records"]
-    if today.energy_wh is None:
+def earned_detail(earned_nanoton: int, energy_wh: float | None, price_nanoton_per_kwh: int) -> str:
+    """The "Earned today" card's detail: where the figure comes from, today's jobs' energy and,
+    with a price, the net profit (what the proxies billed today less the electricity)."""
+    parts = ["UTC day, from the payments ledger"]
+    if energy_wh is None:
         parts.append("energy not measured")
         return " · ".join(parts)
-    parts.append(f"{today.energy_wh:.2f} Wh")
+    parts.append(f"{energy_wh:.2f} Wh")
     if price_nanoton_per_kwh > 0:
-        energy_mj = round(today.energy_wh * MJ_PER_WH)
-        parts.append(
-            net_profit_text(economics(energy_mj, today.earned_nanotons, price_nanoton_per_kwh))
-        )
+        energy_mj = round(energy_wh * MJ_PER_WH)
+        parts.append(net_profit_text(economics(energy_mj, earned_nanoton, price_nanoton_per_kwh)))
     return " · ".join(parts)
 
 

@@ -1,5 +1,6 @@
 """``WalletPage``: set up (create/import), unlock, then balance, node wallet, address, history,
-withdrawals and CSV export of the user's TON wallet, all through a ``WalletViewModel``."""
+withdrawals and CSV export of the user's TON wallet, all through a ``WalletViewModel``; with a
+``PayoutViewModel``, the earnings pending and paid, and payouts marked in the history."""
 
 from __future__ import annotations
 
@@ -30,21 +31,30 @@ from app.ui.pages.wallet_access import SetupView, UnlockView
 from app.ui.pages.wallet_view import WalletView
 from app.ui.qt_async import async_slot
 from app.ui.theme import restyle
+from app.ui.viewmodels.payouts import EarningsView, PayoutViewModel
 from app.ui.viewmodels.wallet import Failure, HistoryView, WalletViewModel
 from app.wallet.keyring_cache import KeyringStatus
 from app.wallet.wallet_state import WalletState
 from app.wallet.withdrawals import WithdrawalRequest
 
 SETUP, LOCKED, UNLOCKED = 0, 1, 2
+SUBTITLE = (
+    "Cash-outs pay your vouchered earnings into the owner address below (the node wallet pays "
+    "their gas). Withdraw TON to any wallet at any time."
+)
 
 
 class WalletPage(Page):
-    """Shows the wallet for one network; without a view-model, a placeholder (no wallet service)."""
+    """Shows the wallet for one network; without a view-model, a placeholder (no wallet service).
 
-    def __init__(self, view_model: WalletViewModel | None = None) -> None:
-        super().__init__(
-            "Wallet", "Your earnings arrive here. Withdraw TON to any wallet at any time."
-        )
+    ``payouts`` (optional, so the page can be tested alone) adds the ledger's pending and paid
+    earnings and labels transfers from a proxy contract as earnings payouts.
+    """
+
+    def __init__(
+        self, view_model: WalletViewModel | None = None, payouts: PayoutViewModel | None = None
+    ) -> None:
+        super().__init__("Wallet", SUBTITLE)
         self.dialog: QDialog | None = None  # the dialog open right now (tests drive it)
         if view_model is None:
             self.balance_card = Card("Balance", "—", "No wallet yet")
@@ -89,6 +99,12 @@ class WalletPage(Page):
         status = view_model.keyring_status
         if status is not None:
             self._show_keyring(status)
+        self.earnings_label.setVisible(payouts is not None)
+        if payouts is not None:
+            self.history.is_payout = payouts.is_payout
+            payouts.earnings_changed.connect(self._show_earnings)
+            payouts.sources_changed.connect(self._relabel_history)
+            self._show_earnings(payouts.earnings)
 
     def _wallet_view(self, view_model: WalletViewModel) -> WalletView:
         view = WalletView(view_model.display_address, faucet=view_model.has_faucet)
@@ -100,6 +116,7 @@ class WalletPage(Page):
         self.address = view.address
         self.qr_code = view.qr_code
         self.owner_label = view.owner_label
+        self.earnings_label = view.earnings_label
         self.history = view.history
         self.more_button = view.more_button
         self.top_up_button = view.top_up_button
@@ -178,6 +195,15 @@ class WalletPage(Page):
 
     def _show_owner(self, line: str) -> None:
         self.owner_label.setText(f"Earnings go to: {line}")
+
+    def _relabel_history(self) -> None:
+        self._show_history(self._vm.history)
+
+    def _show_earnings(self, view: EarningsView) -> None:
+        self.earnings_label.setText(
+            f"Pending: {format_ton(view.cashable_nanoton, trim=True, unit=True)} (vouchered, not "
+            f"yet paid) · Paid: {format_ton(view.paid_nanoton, trim=True, unit=True)}"
+        )
 
     def _say(self, result: object, success: str = "") -> bool:
         """Show a command's failure (or ``success``) in the page's message line."""

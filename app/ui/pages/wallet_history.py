@@ -1,4 +1,5 @@
-"""``HistoryTable``: the wallet's transfers (and an unconfirmed send) as a read-only table."""
+"""``HistoryTable``: the wallet's transfers (and an unconfirmed send) as a read-only table; money
+from a proxy contract this worker works for reads "Earnings payout"."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from app.core.money import format_ton
+from app.network.ledger_labels import EARNINGS_PAYOUT
 from app.wallet.history import Direction, HistoryEntry
 from app.wallet.wallet_state import PendingView
 
@@ -45,11 +47,13 @@ def status_text(entry: HistoryEntry) -> str:
 
 
 class HistoryTable(QTableWidget):
-    """Newest first; ``show_address`` turns the chain's raw addresses into the copyable form."""
+    """Newest first; ``show_address`` turns the chain's raw addresses into the copyable form and
+    ``is_payout`` (set by the page) says which transfers are earnings payouts."""
 
     def __init__(self, show_address: Callable[[str], str]) -> None:
         super().__init__(0, len(COLUMNS))
         self._show = show_address
+        self.is_payout: Callable[[HistoryEntry], bool] = lambda _entry: False
         self.setHorizontalHeaderLabels(list(COLUMNS))
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -87,7 +91,7 @@ class HistoryTable(QTableWidget):
         self._append(
             (
                 entry.time.astimezone().strftime("%Y-%m-%d %H:%M"),
-                _DIRECTIONS[entry.direction],
+                EARNINGS_PAYOUT if self.is_payout(entry) else _DIRECTIONS[entry.direction],
                 elide_address(who),
                 amount,
                 format_ton(entry.fee, trim=True),

@@ -73,6 +73,8 @@ class WalletView(QWidget):
         vbox_of(card).insertLayout(1, row)
         self.owner_label = card.detail
         self.owner_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.earnings_label = message_label("Muted")
+        vbox_of(card).addWidget(self.earnings_label)
         return card
 
     def _actions(self, faucet: bool) -> QHBoxLayout:

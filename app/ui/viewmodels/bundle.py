@@ -9,6 +9,7 @@ from app.bootstrap import Services
 from app.core.money import Nanoton
 from app.ui.viewmodels.app_status import AppStatusViewModel
 from app.ui.viewmodels.earning import EarningViewModel
+from app.ui.viewmodels.payouts import PayoutViewModel
 from app.ui.viewmodels.telemetry import TelemetryViewModel
 from app.ui.viewmodels.wallet import WalletViewModel
 
@@ -23,6 +24,7 @@ class ViewModels:
     telemetry: TelemetryViewModel
     earning: EarningViewModel
     wallet: WalletViewModel
+    payouts: PayoutViewModel
 
     @classmethod
     def build(cls, services: Services) -> ViewModels:
@@ -45,9 +47,11 @@ class ViewModels:
                 settings=services.settings.current,
                 faucet=faucet if chain is not None else None,
             ),
+            payouts=PayoutViewModel(services),
         )
 
     async def aclose(self) -> None:
+        self.payouts.close()
         await self.wallet.aclose()
         self.earning.close()
         self.telemetry.close()

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import aiohttp
 import pytest
 
+from app.devnet.devnet_root import devnet_root_config
 from app.devnet.local_network import LocalNetwork, LocalNetworkStatus
+from app.devnet.proxy_state import STATE_FILE
+from app.devnet.test_proxy import PROXY_CONTRACT_FLOAT
+from app.wallet.simulated_chain import SimulatedChain
 
 
 async def test_starts_and_stops_on_loopback() -> None:
@@ -41,3 +46,23 @@ async def test_a_taken_client_port_fails_the_start_and_stops_the_proxy() -> None
         _ = network.proxy.port
     assert network.status.value == LocalNetworkStatus()
     await network.aclose()
+
+
+async def test_the_proxy_keeps_its_state_folder_and_deploys_on_the_chain(tmp_path: Path) -> None:
+    chain = SimulatedChain(None)
+    await chain.start()
+    network = LocalNetwork(demand_per_minute=0, state_dir=tmp_path, chain=chain)
+    await network.start()
+    try:
+        account = await chain.get_account_state(network.proxy.sc_raw_address)
+        assert (account.status, account.balance) == ("active", PROXY_CONTRACT_FLOAT)
+        assert network.proxy.root == devnet_root_config()
+        assert (tmp_path / STATE_FILE).exists()
+        key = network.proxy.public_key
+    finally:
+        await network.aclose()
+    again = LocalNetwork(demand_per_minute=0, state_dir=tmp_path, chain=chain)
+    await again.start()
+    assert again.proxy.public_key == key
+    await again.aclose()
+    await chain.aclose()

@@ -10,10 +10,12 @@ from nacl.signing import SigningKey
 
 from app.network.answer_sink import RequestLedger
 from app.network.dialer import direct_dialer
+from app.network.payment_store import ProxyAccount
+from app.network.proxy_payments import PaymentBook
 from app.network.proxy_session import ProxySession, SessionTimers
 from app.network.request_server import RequestServer
 from app.network.tl import TLObject, decode, encode
-from app.network.vouchers import ProxyBalance, VoucherStore, sign_voucher
+from app.network.vouchers import sign_voucher
 from tests.unit.network.session_fixtures import (
     NO_POLL,
     QUIET,
@@ -35,25 +37,25 @@ class _Rig:
         proxy: ScriptedProxy,
         server: RequestServer,
         timers: SessionTimers,
-        vouchers: VoucherStore | None = None,
+        payments: PaymentBook,
     ) -> None:
         self.proxy = proxy
-        self.vouchers = vouchers or VoucherStore()
+        self.payments = payments
         self.ledger = RequestLedger()
         config = trace_config(proxies=[f"127.0.0.1:{proxy.port}"])
         self.session = ProxySession(
             config.proxies[0],
             config=config,
             server=server,
-            vouchers=self.vouchers,
+            payments=self.payments,
             ledger=self.ledger,
             dial=direct_dialer(timeout=5),
             timers=timers,
         )
         self.task = asyncio.create_task(self.session.run())
 
-    def balance(self) -> ProxyBalance:
-        balance = self.vouchers.get(PROXY_SC)
+    def balance(self) -> ProxyAccount:
+        balance = self.payments.for_proxy(PROXY_SC)
         assert balance is not None
         return balance
 
@@ -68,13 +70,16 @@ async def _rig(
     proxy = ScriptedProxy()
     await proxy.start()
     async with serving_backend(mode, delay_ms=delay_ms, chunks=chunks) as server:
-        rig = _Rig(proxy, server, timers)
+        payments = PaymentBook.in_memory()
+        await payments.start()
+        rig = _Rig(proxy, server, timers, payments)
         try:
             yield rig
         finally:
             rig.session.close("test over")
             await rig.task
             await proxy.aclose()
+            await payments.aclose()
 
 
 @pytest.fixture
@@ -95,10 +100,10 @@ async def test_handshake_equals_the_reference_and_a_captured_query_is_answered(r
     assert queries == [decode(w2r(i)["data"]) for i in (1, 2, 3)]
     await wait_for(lambda: rig.session.state.value.phase == "ready", "ready")
     assert rig.session.state.value.proxy_sc_address == PROXY_SC
-    balance = rig.vouchers.get(PROXY_SC)
+    balance = rig.payments.for_proxy(PROXY_SC)
     assert balance is not None
     assert balance.voucher is not None
-    assert (balance.voucher.tokens, balance.worker_sc_address) == (0, WORKER_SC)
+    assert (balance.voucher_tokens, balance.worker_sc) == (0, WORKER_SC)
 
     rig.proxy.send(r2w(5))  # the captured non-streaming proxy.runQueryEx
     head = decode((await rig.proxy.read())["data"])
@@ -158,7 +163,7 @@ async def test_a_bad_handshake_answer_closes_with_a_reason(
     assert closed.startswith("bad handshake answer")
     assert reason in closed
     assert rig.session.state.value.phase == "closed"
-    assert rig.vouchers.get(PROXY_SC) is None
+    assert rig.payments.for_proxy(PROXY_SC) is None
     assert rig.proxy.reader is not None
     assert await rig.proxy.reader.read() == b""
 
@@ -200,7 +205,7 @@ async def test_a_forged_voucher_is_rejected_and_the_link_stays(rig: _Rig) -> Non
     )
     rig.proxy.send(r2w(8))
     await wait_for(lambda: rig.balance().max_tokens == 400, "payment")
-    assert rig.balance().committed_tokens == 0
+    assert rig.balance().voucher_tokens == 0
     assert rig.session.is_ready
 
 
@@ -278,7 +283,9 @@ class _BrokenServer:
 async def test_a_failing_request_server_answers_602_and_keeps_the_link() -> None:
     proxy = ScriptedProxy()
     await proxy.start()
-    rig = _Rig(proxy, _BrokenServer(), NO_POLL)  # type: ignore[arg-type]
+    payments = PaymentBook.in_memory()
+    await payments.start()
+    rig = _Rig(proxy, _BrokenServer(), NO_POLL, payments)  # type: ignore[arg-type]
     try:
         await proxy.replay_handshake()
         proxy.send(r2w(5))
@@ -293,9 +300,12 @@ async def test_a_failing_request_server_answers_602_and_keeps_the_link() -> None
     finally:
         assert await rig.finish() == "test over"
         await proxy.aclose()
+        await payments.aclose()
 
 
-async def test_a_second_handshake_sends_what_the_proxy_reported_and_keeps_it(rig: _Rig) -> None:
+async def test_a_proxy_that_lost_its_records_is_not_served_and_the_numbers_are_kept(
+    rig: _Rig,
+) -> None:
     await rig.proxy.replay_handshake()
     rig.proxy.send(r2w(8))  # db 200, max 400
     await wait_for(lambda: rig.balance().max_tokens == 400, "payment")
@@ -304,10 +314,12 @@ async def test_a_second_handshake_sends_what_the_proxy_reported_and_keeps_it(rig
     proxy = ScriptedProxy()  # the same proxy (same key and contract), after a restart
     await proxy.start()
     async with serving_backend() as server:
-        again = _Rig(proxy, server, NO_POLL, vouchers=rig.vouchers)
+        again = _Rig(proxy, server, NO_POLL, payments=rig.payments)
         try:
-            queries = await proxy.replay_handshake()  # it answers 0/0: it lost its database
-            assert queries[1] == TLObject(
+            await proxy.accept()
+            await proxy.answer(r2w(1))
+            compare = await proxy.answer(r2w(2))  # it answers 0/0: it lost its database
+            assert compare == TLObject(
                 "worker.compareBalanceWithProxy",
                 {
                     "tokens_committed_to_blockchain": 0,
@@ -315,8 +327,34 @@ async def test_a_second_handshake_sends_what_the_proxy_reported_and_keeps_it(rig
                     "max_tokens": 400,
                 },
             )
-            await wait_for(lambda: again.session.is_ready, "ready")
+            reason = await again.task
+            assert reason.startswith("not working for this proxy: The proxy now reports 0 tokens")
+            assert not again.session.is_ready
             assert (again.balance().db_tokens, again.balance().max_tokens) == (200, 400)
+            assert "lost its records" in again.balance().note
         finally:
-            assert await again.finish() == "test over"
+            await again.finish()
             await proxy.aclose()
+
+
+@pytest.mark.allow_log_warnings  # the hold is logged with its reason
+async def test_a_proxy_owing_more_than_the_cap_gets_no_new_work() -> None:
+    proxy = ScriptedProxy()
+    await proxy.start()
+    payments = PaymentBook.in_memory(fee_per_token=1_000_000)
+    payments.configure(payments.terms, exposure_cap_nanoton=300_000_000)  # 0.3 TON
+    await payments.start()
+    async with serving_backend() as server:
+        rig = _Rig(proxy, server, NO_POLL, payments)
+        try:
+            await proxy.replay_handshake()
+            await wait_for(lambda: rig.session.is_ready, "ready")
+            proxy.send(r2w(8))  # max 400 tokens: it owes 0.4 TON now
+            sent = decode((await proxy.read())["data"])
+            assert sent == TLObject("worker.enabledDisabled", {"disabled": 1})
+            reason = rig.session.state.value.hold_reason
+            assert "owes you 0.4 TON, more than your limit of 0.3 TON" in reason
+        finally:
+            await rig.finish()
+            await proxy.aclose()
+            await payments.aclose()

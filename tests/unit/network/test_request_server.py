@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from app.core.billing import BillingParams
 from app.devnet.mock_backend import MockBackend, MockBackendConfig
 from app.engine.endpoint import BackendEndpoint
 from app.network.answer import FinalInfo, Headers, HttpRequest, QueryContext, TokensUsed
 from app.network.backend_client import BackendClient
-from app.network.billing import BillingParams
 from app.network.request_server import RequestServer, ServingStatus
 
 MODEL = "Qwen/Qwen3-8B"

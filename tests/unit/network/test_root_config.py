@@ -59,8 +59,9 @@ def params_cell(
     codes: tuple[Cell | None, Cell | None, Cell | None] = (None, CODE, None),
     extra_bit: bool = False,
     stop_after_delays: bool = False,
+    is_test: bool = True,
 ) -> Any:
-    b = begin_cell().store_uint(sv, 8).store_uint(5, 32).store_uint(77, 32).store_bit(1)
+    b = begin_cell().store_uint(sv, 8).store_uint(5, 32).store_uint(77, 32).store_bit(is_test)
     if price_bytes is None:
         b.store_coins(2_000).store_coins(1_000)
     else:  # a Coins header announcing more than 8 bytes

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.core.billing import BillingParams
 from app.network.answer import TokensUsed
-from app.network.billing import BillingParams
 from app.network.usage import AnswerMeter
 from tests.unit.network.traces import read_client_responses
 

@@ -1,5 +1,4 @@
-"""Voucher verification (docs/protocol.md §6.2) against the captured reference voucher, and the
-store."""
+"""Voucher verification (docs/protocol.md §6.2) against the captured reference voucher."""
 
 from __future__ import annotations
 
@@ -11,8 +10,6 @@ from app.network.tl import decode
 from app.network.vouchers import (
     OP_WORKER_PAYOUT_SIGNED,
     VoucherError,
-    VoucherRegressionError,
-    VoucherStore,
     sign_voucher,
     verify_voucher,
 )
@@ -70,45 +67,3 @@ def test_tampered_layouts_are_rejected() -> None:
         verify_voucher(
             short.to_boc(), proxy_public_key=bytes(key.verify_key), worker_sc_address=WORKER_SC
         )
-
-
-def test_store_keeps_maxima_and_flags_regressions() -> None:
-    store = VoucherStore()
-    seen: list[int] = []
-    store.state.subscribe(lambda m: seen.append(len(m)))
-    key = SigningKey.generate()
-    store.register(
-        proxy_sc_address=PROXY_SC,
-        proxy_public_key=bytes(key.verify_key),
-        worker_sc_address=WORKER_SC,
-    )
-
-    def voucher(tokens: int):  # type: ignore[no-untyped-def]
-        boc = sign_voucher(
-            key,
-            tokens=tokens,
-            query_id=tokens,
-            worker_sc_address=WORKER_SC,
-            excesses_address=PROXY_SC,
-        )
-        return verify_voucher(
-            boc, proxy_public_key=bytes(key.verify_key), worker_sc_address=WORKER_SC
-        )
-
-    store.update(PROXY_SC, voucher=voucher(100), db_tokens=150, max_tokens=200)
-    balance = store.update(PROXY_SC, voucher=voucher(50), max_tokens=100, keep_higher=True)
-    assert (balance.committed_tokens, balance.db_tokens, balance.max_tokens) == (100, 150, 200)
-    with pytest.raises(VoucherRegressionError, match="voucher for 50"):
-        store.update(PROXY_SC, voucher=voucher(50))
-    with pytest.raises(VoucherRegressionError, match="max_tokens 10"):
-        store.update(PROXY_SC, max_tokens=10)
-    assert store.state.value[PROXY_SC].max_tokens == 200
-    assert seen  # published for the UI
-
-    other = SigningKey.generate()
-    fresh = store.register(
-        proxy_sc_address=PROXY_SC,
-        proxy_public_key=bytes(other.verify_key),
-        worker_sc_address=WORKER_SC,
-    )
-    assert fresh.committed_tokens == 0  # a new proxy key starts over

@@ -45,8 +45,8 @@ def _own_tasks() -> set[asyncio.Task[object]]:
 
 
 def _committed(worker: CocoonWorker, proxy: TestProxy) -> int:
-    balance = worker.vouchers.get(proxy.sc_address)
-    return balance.committed_tokens if balance is not None else -1
+    balance = worker.payments.for_proxy(proxy.sc_address)
+    return balance.voucher_tokens if balance is not None else -1
 
 
 def _request(model: str = "Qwen/Qwen3-8B") -> bytes:
@@ -95,9 +95,9 @@ def _worker(server: RequestServer, *ports: int, connections: int = 1) -> CocoonW
 
 @pytest.mark.allow_log_warnings  # the worker warns when its proxy goes away
 async def test_serves_reconnects_and_leaves_no_tasks(server: RequestServer) -> None:
-    proxy = TestProxy()
+    proxy = TestProxy(db_commit_every=0.05, chain_commit_every=0.1)
     await proxy.start()
-    again = TestProxy(port=proxy.port)
+    again = TestProxy(port=proxy.port, db_commit_every=0.05, chain_commit_every=0.1)
     baseline = _own_tasks()
     worker = _worker(server, proxy.port)
     await worker.start()
@@ -121,7 +121,7 @@ async def _serve_and_reconnect(worker: CocoonWorker, proxy: TestProxy, again: Te
     assert tokens == 200  # the trace's usage at coefficient 1500
     await wait_for(lambda: worker.status.value.served == 1, "served")
     assert worker.status.value.tokens == proxy.tally(TRACE_OWNER).max_tokens == 200
-    balance = worker.vouchers.get(proxy.sc_address)
+    balance = worker.payments.for_proxy(proxy.sc_address)
     assert balance is not None
     await wait_for(lambda: _committed(worker, proxy) == 200, "voucher")
 
@@ -136,7 +136,7 @@ async def _serve_and_reconnect(worker: CocoonWorker, proxy: TestProxy, again: Te
 
 
 async def test_enable_disable_and_coefficient_reach_the_proxy(server: RequestServer) -> None:
-    proxy = TestProxy()
+    proxy = TestProxy(db_commit_every=0.05, chain_commit_every=0.1)
     await proxy.start()
     worker = _worker(server, proxy.port)
     worker.set_enabled(False)

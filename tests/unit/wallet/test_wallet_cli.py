@@ -7,6 +7,7 @@ import base64
 import io
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -325,7 +326,10 @@ def test_offline_network_is_reported(cli: Cli, monkeypatch: pytest.MonkeyPatch) 
         "app.wallet.chain_factory.LiteBackend",
         lambda cfg: LiteBackend(config, timeout=1.0, connect_timeout=2.0),
     )
-    monkeypatch.setattr("app.wallet.chain_factory.load_global_config", lambda network: config)
+    monkeypatch.setattr(
+        "app.wallet.chain_factory.choose_config",
+        lambda network, paths, user_file="": SimpleNamespace(config=config),
+    )
     code, _, err = cli("wallet", "balance", network="testnet")
     assert code == 1
     assert "cannot be reached" in err
@@ -342,7 +346,7 @@ def test_devnet_chain_is_persisted_in_the_data_dir(cli: Cli) -> None:
 def test_interactive_password_prompts(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     answers = iter([PASSWORD, "something else"])
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
-    monkeypatch.setattr("app.cli.wallet_cmd._has_terminal", lambda: True)
+    monkeypatch.setattr("app.cli.secrets.has_terminal", lambda: True)
     code, _, err = cli("wallet", "create")
     assert code == 1
     assert "differ" in err

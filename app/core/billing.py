@@ -1,5 +1,8 @@
 """Billing math: raw token counts → adjusted tokens (coefficient, multipliers) → nanoton costs.
 
+The one place this arithmetic lives: the network's billing and the engine's earnings estimate
+both use it.
+
 Mirrors the reference's ``runners/helpers/CountTokens.cpp`` and ``Ton.h``, in exact integers.
 """
 
@@ -9,12 +12,22 @@ from dataclasses import dataclass, fields
 from typing import Protocol
 
 from app.core.money import Nanoton
-from app.network.answer import TokensUsed
 
 # Multipliers are in 1/10000 (10000 = 1.0x); the coefficient is in 1/1000 (1000 = 1.0x).
 MULTIPLIER_ONE = 10_000
 COEFFICIENT_ONE = 1_000
 _MAX_LONG = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class TokensUsed:
+    """``tokensUsed``: adjusted tokens (coefficient and multipliers applied), the billing unit."""
+
+    prompt_tokens_used: int = 0
+    cached_tokens_used: int = 0
+    completion_tokens_used: int = 0
+    reasoning_tokens_used: int = 0
+    total_tokens_used: int = 0
 
 
 class PriceConfig(Protocol):

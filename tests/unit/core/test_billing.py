@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.network.answer import TokensUsed
-from app.network.billing import (
+from app.core.billing import (
     BillingParams,
     RawTokens,
     adjust_tokens,
@@ -15,6 +14,7 @@ from app.network.billing import (
     usage_costs,
     worker_earnings,
 )
+from app.network.answer import TokensUsed
 from app.network.root_config import parse_fake_ton_config
 from tests.unit.network.traces import traces_dir
 
