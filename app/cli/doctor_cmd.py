@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from app import __version__
-from app.bootstrap import build_job_store, pipeline_snapshot
+from app.bootstrap import build_job_store, network_root, pipeline_snapshot
 from app.cli.context import CliContext
 from app.core.errors import UserFacingError
 from app.engine.benchmark import BenchmarkCache, model_sha256
@@ -25,6 +25,9 @@ from app.engine.gpu_probe import GpuInventory, gpu_report, probe
 from app.engine.planning import EnginePlan, plan_engine
 from app.engine.sandbox import detect_sandbox
 from app.engine.tee import probe_tee
+from app.network.dialer import dialer_for
+from app.network.reachability import check_proxies
+from app.network.worker_config import parse_host_port
 from app.wallet.vault import VAULT_SUFFIX, WalletVault
 from app.wallet.vault_format import VaultError
 
@@ -79,7 +82,28 @@ async def build_report(ctx: CliContext) -> dict[str, Any]:
         "wallets": _wallets_section(ctx),
         "pipeline": (await pipeline_snapshot(ctx.paths, ctx.network, settings)).to_json(),
         "tee": (await asyncio.to_thread(probe_tee)).to_json(),
+        "proxies": await _proxies_section(ctx),
     }
+
+
+async def _proxies_section(ctx: CliContext) -> list[dict[str, Any]]:
+    """Each configured custom proxy dialled as the worker would, up to the runner framing."""
+    worker = ctx.settings.current.value.worker
+    if ctx.network != "custom":
+        return []
+    try:
+        targets = [parse_host_port(p, what="proxy address") for p in worker.proxies]
+        root = network_root(ctx.network, ctx.settings.current.value)
+        if root is not None:
+            targets += [p for p in root.proxy_addresses if p not in targets]
+        router = worker.router_socks5.strip()
+        dial = dialer_for(
+            router_socks5=parse_host_port(router, what="router SOCKS5 address") if router else None,
+            router_leg="" if worker.plain_tcp else worker.router_policy,
+        )
+    except UserFacingError as exc:
+        return [{"address": "", "ok": False, "detail": exc.describe()}]
+    return [dataclasses.asdict(check) for check in await check_proxies(targets, dial)]
 
 
 def _model_section(
@@ -190,6 +214,11 @@ def render(report: dict[str, Any]) -> str:
     lines += ["", "Confidential computing (what official COCOON proxies require):"]
     for check in report["tee"]:
         lines.append(f"  {'✓' if check['ok'] else '✗'} {check['title']}: {check['reason']}")
+    if report["proxies"]:
+        lines += ["", "Proxies (dialled as the worker would):"]
+        for proxy in report["proxies"]:
+            mark = "✓" if proxy["ok"] else "✗"
+            lines.append(f"  {mark} {proxy['address']}: {proxy['detail']}")
     lines += ["", "Why earning works or not (the app's own dashboard shows it live):"]
     for stage in report["pipeline"]:
         mark = {"ok": "✓", "blocked": "✗", "waiting": "…", "skipped": "-"}[stage["state"]]

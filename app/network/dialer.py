@@ -19,6 +19,16 @@ from app.network.tcp_pow import PowError, client_handshake
 from app.network.worker_config import ProxyAddress
 
 
+def dialer_for(*, router_socks5: ProxyAddress | None, router_leg: str) -> Dialer:
+    """How proxies are reached: a local router's SOCKS5 port, the router leg with that policy,
+    or (neither) plain TCP — the built-in local network and loopback test proxies."""
+    if router_socks5 is not None:
+        return router_dialer(router_socks5)
+    if router_leg:
+        return router_leg_dialer(policy=router_leg)
+    return direct_dialer()
+
+
 def direct_dialer(*, timeout: float = 30.0) -> Dialer:
     """Plain TCP to the proxy's worker port, as a test-mode proxy on loopback or a LAN accepts."""
 

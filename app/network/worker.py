@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from app.core.observable import Observable
 from app.network.answer_sink import RequestLedger
-from app.network.dialer import direct_dialer, router_dialer, router_leg_dialer
+from app.network.dialer import dialer_for
 from app.network.proxy_payments import PaymentBook
 from app.network.proxy_session import (
     Dialer,
@@ -96,15 +96,9 @@ class CocoonWorker:
         self.payments = payments or PaymentBook.in_memory()
         self._server = server
         self._timers = timers or WorkerTimers()
-        if dial is None:
-            router = config.router_socks5
-            if router is not None:
-                dial = router_dialer(router)
-            elif config.router_leg:
-                dial = router_leg_dialer(policy=config.router_leg)
-            else:
-                dial = direct_dialer()
-        self._dial = dial
+        self._dial = dial or dialer_for(
+            router_socks5=config.router_socks5, router_leg=config.router_leg
+        )
         self._ledger = RequestLedger(self._publish)
         self._targets: list[_Target] = []
         self._retired: set[asyncio.Task[str]] = set()

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from app.cli import doctor_cmd
 from app.cli.main import main
+from app.devnet.local_network import LocalNetwork
 from app.engine import gpu_probe
 from tests.fakes.fake_pynvml import FakeNvml
+from tests.router_rig import RouterConfig, TestRouter
+from tests.unit.wallet.test_lite_backend import free_port
 
 
 def _doctor_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
@@ -73,3 +78,45 @@ def test_unknown_model_is_reported_not_raised(
     assert isinstance(model, dict)
     assert model["ok"] is False
     assert "nope/nope" in str(model["error"])
+
+
+async def test_custom_proxies_are_dialled_and_each_failure_names_its_step(tmp_path: Path) -> None:
+    # A proxy behind a COCOON router (proof of work + TLS), one whose router asks too much work,
+    # and a port where nothing listens: doctor says which step each one reached.
+    network = LocalNetwork(demand_per_minute=0)
+    await network.start()
+    good = TestRouter(("127.0.0.1", network.proxy.port))
+    greedy = TestRouter(("127.0.0.1", network.proxy.port), RouterConfig(difficulty=29))
+    await good.start()
+    await greedy.start()
+    closed = free_port()
+    proxies = [f"127.0.0.1:{good.port}", f"127.0.0.1:{greedy.port}", f"127.0.0.1:{closed}"]
+    (tmp_path / "settings.toml").write_text(
+        f"schema_version = 2\n[worker]\nproxies = {json.dumps(proxies)}\n"
+    )
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "app",
+            "--data-dir",
+            str(tmp_path),
+            "--network",
+            "custom",
+            "doctor",
+            "--json",
+            stdout=asyncio.subprocess.PIPE,
+            cwd=Path(__file__).parents[2],
+        )
+        out, _ = await process.communicate()
+    finally:
+        await good.aclose()
+        await greedy.aclose()
+        await network.aclose()
+    assert process.returncode == 0
+    checks = {c["address"]: c for c in json.loads(out)["proxies"]}
+    assert checks[proxies[0]]["ok"]
+    assert "proof of work and TLS passed" in checks[proxies[0]]["detail"]
+    assert checks[proxies[1]]["detail"].startswith("proof of work:")
+    assert "28" in checks[proxies[1]]["detail"]
+    assert checks[proxies[2]]["detail"].startswith("TCP:")
