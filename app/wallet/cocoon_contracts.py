@@ -23,6 +23,7 @@ from pytoniq_core.boc.cell import Cell
 from pytoniq_core.boc.slice import Slice
 from pytoniq_core.tlb.account import StateInit
 
+from app.core.billing import PriceConfig
 from app.core.money import Nanoton
 
 OP_WORKER_PAYOUT_SIGNED: Final = 0xA040AD28
@@ -55,8 +56,9 @@ class CocoonContractError(ValueError):
     """Cells that cannot be built or read as the COCOON contracts lay them out."""
 
 
-class CocoonRootParams(Protocol):
-    """The root configuration fields the contracts' params cell holds (``RootConfig`` has them)."""
+class CocoonRootParams(PriceConfig, Protocol):
+    """The root configuration fields the contracts' params cell holds (``RootConfig`` has them):
+    the prices and multipliers billing reads, and these."""
 
     @property
     def struct_version(self) -> int: ...
@@ -66,18 +68,6 @@ class CocoonRootParams(Protocol):
     def unique_id(self) -> int: ...
     @property
     def is_test(self) -> bool: ...
-    @property
-    def price_per_token(self) -> int: ...
-    @property
-    def worker_fee_per_token(self) -> int: ...
-    @property
-    def prompt_tokens_price_multiplier(self) -> int: ...
-    @property
-    def cached_tokens_price_multiplier(self) -> int: ...
-    @property
-    def completion_tokens_price_multiplier(self) -> int: ...
-    @property
-    def reasoning_tokens_price_multiplier(self) -> int: ...
     @property
     def proxy_delay_before_close(self) -> int: ...
     @property

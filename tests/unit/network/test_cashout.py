@@ -27,7 +27,7 @@ from app.wallet.cocoon_contracts import (
 from app.wallet.contracts import TonNetwork, WalletContract, WalletVersion
 from app.wallet.mnemonic import KeyPair
 from app.wallet.node_sender import NodeSender
-from app.wallet.pending import PendingSendStore
+from app.wallet.pending import PendingSend, PendingSendStore
 from app.wallet.simulated_chain import SimulatedChain
 from app.wallet.withdrawals import WithdrawalError
 
@@ -203,13 +203,7 @@ async def test_a_proxy_contract_that_cannot_pay_is_not_sent_a_voucher(tmp_path: 
 
 
 async def test_a_crash_after_the_payout_record_before_the_pending_send(rig: Rig) -> None:
-    rig.hold(TOKENS)
-    await rig.cashout.cash_out()  # deploy and a first payout as usual
-    rig.hold(TOKENS * 2)
-    account = rig.book.account(rig.worker_sc)
-    assert account is not None
-    record = await rig.sender.sign(_payout_message(rig, account.voucher))
-    await _record_payout(rig, record)  # ... and the process died here
+    await _second_payout_recorded(rig)  # ... and the process died here
     again = rig.new_service()
     [settled] = await again.settle_open()
     assert settled.state is PayoutState.NOT_SENT
@@ -219,13 +213,7 @@ async def test_a_crash_after_the_payout_record_before_the_pending_send(rig: Rig)
 
 
 async def test_a_crash_after_the_pending_send_before_the_broadcast(rig: Rig) -> None:
-    rig.hold(TOKENS)
-    await rig.cashout.cash_out()
-    rig.hold(TOKENS * 2)
-    account = rig.book.account(rig.worker_sc)
-    assert account is not None
-    record = await rig.sender.sign(_payout_message(rig, account.voucher))
-    await _record_payout(rig, record)
+    record = await _second_payout_recorded(rig)
     PendingSendStore(rig.tmp / "pending").add(record)  # written, never broadcast
     with pytest.raises(WithdrawalError, match="not confirmed yet"):  # one message at a time
         await rig.sender.submit(record)
@@ -237,13 +225,7 @@ async def test_a_crash_after_the_pending_send_before_the_broadcast(rig: Rig) -> 
 
 
 async def test_a_crash_after_the_broadcast_before_the_confirmation(rig: Rig) -> None:
-    rig.hold(TOKENS)
-    await rig.cashout.cash_out()
-    rig.hold(TOKENS * 2)
-    account = rig.book.account(rig.worker_sc)
-    assert account is not None
-    record = await rig.sender.sign(_payout_message(rig, account.voucher))
-    await _record_payout(rig, record)
+    record = await _second_payout_recorded(rig)
     await rig.sender.submit(record)  # on the chain; the process died before settling
     again = rig.new_service()
     [settled] = await again.settle_open()
@@ -282,6 +264,19 @@ async def test_jobs_move_from_served_to_vouchered_to_paid(rig: Rig) -> None:
     csv_rows = ledger.to_csv().splitlines()
     assert csv_rows[0].startswith("type,time,id,proxy,tokens")
     assert len(csv_rows) == 1 + 2 + 2  # header, two jobs, deploy and payout
+
+
+async def _second_payout_recorded(rig: Rig) -> PendingSend:
+    """A first cash-out as usual, then a second one signed and recorded: the moment a crash
+    would hit (what the test does next decides how far it got)."""
+    rig.hold(TOKENS)
+    await rig.cashout.cash_out()
+    rig.hold(TOKENS * 2)
+    account = rig.book.account(rig.worker_sc)
+    assert account is not None
+    record = await rig.sender.sign(_payout_message(rig, account.voucher))
+    await _record_payout(rig, record)
+    return record
 
 
 def _payout_message(rig: Rig, voucher: bytes | None):  # type: ignore[no-untyped-def]
