@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
+import time
+from collections.abc import Callable
 
 from app.network.connection import Connection, Keepalive, PacketCallback, QueryCallback
 from app.network.peer_info import read_peer_info
@@ -17,6 +20,9 @@ from app.network.ratls import RaTlsError, client_context, make_identity, upgrade
 from app.network.socks5 import socks5_connect
 from app.network.tcp_pow import PowError, client_handshake
 from app.network.worker_config import ProxyAddress
+
+_log = logging.getLogger(__name__)
+_PROGRESS_EVERY_S = 5.0
 
 
 def dialer_for(*, router_socks5: ProxyAddress | None, router_leg: str) -> Dialer:
@@ -103,9 +109,17 @@ def router_leg_dialer(
             raise ConnectionError(f"TCP: {str(exc) or type(exc).__name__}") from exc
         try:
             try:
-                await client_handshake(reader, writer, timeout=timeout)
+                solved = await client_handshake(
+                    reader, writer, timeout=timeout, progress=_solve_progress(target)
+                )
             except (PowError, OSError, asyncio.IncompleteReadError) as exc:
                 raise ConnectionError(f"proof of work: {exc}") from exc
+            _log.info(
+                "proxy %s: proof of work (difficulty %d) solved in %.2f s",
+                target,
+                solved.challenge.difficulty,
+                solved.seconds,
+            )
             try:
                 reader, writer, peer = await upgrade(
                     reader, writer, context, policy=require, timeout=timeout
@@ -131,6 +145,26 @@ def router_leg_dialer(
         return conn
 
     return dial
+
+
+def _solve_progress(target: ProxyAddress) -> Callable[[int], None]:
+    """Say how a slow solve is going, every few seconds (a 28-bit one takes about a minute)."""
+    started = time.monotonic()
+    last = started
+
+    def progress(hashes: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= _PROGRESS_EVERY_S:
+            last = now
+            _log.info(
+                "proxy %s: proof of work: %.1f M hashes tried in %.0f s",
+                target,
+                hashes / 1e6,
+                now - started,
+            )
+
+    return progress
 
 
 async def open_connection(

@@ -22,6 +22,7 @@ from pytoniq.contract.contract import ContractError
 from pytoniq.liteclient.balancer import BalancerError, LiteBalancer
 from pytoniq.liteclient.client import LiteClientError, LiteServerError, RunGetMethodError
 from pytoniq_core.boc.address import Address
+from pytoniq_core.proof.check_proof import ProofError
 
 from app.core.money import Nanoton
 from app.core.observable import Observable
@@ -214,6 +215,13 @@ class LiteBackend:
             raise ChainError(f"The liteserver refused to {what}: {exc.message}") from exc
         except LiteClientError as exc:
             raise ChainError(f"Could not {what}: {type(exc).__name__}.") from exc
+        except ProofError as exc:
+            # The answer does not match the proven block state: a liteserver that lies (or is
+            # broken). Nothing it said is used; the next call may reach another one.
+            raise ChainError(
+                f"A liteserver's answer to '{what}' failed its proof check ({exc}).",
+                hint="Nothing from it was used; the app asks again shortly.",
+            ) from exc
         except ContractError as exc:  # derives from BaseException in pytoniq
             raise ChainError(f"Could not {what}: {exc}") from exc
         self._online.set(True)

@@ -9,12 +9,13 @@ from types import SimpleNamespace
 import pytest
 from pytoniq_core.boc.builder import Builder
 from pytoniq_core.boc.cell import Cell
+from pytoniq_core.proof.check_proof import ProofError
 from pytoniq_core.tlb.account import StateInit
 from pytoniq_core.tlb.block import CurrencyCollection
 
 from app.network.root_config import RootConfigError
 from app.network.root_watcher import chain_source
-from app.wallet.chain import ChainTimeout
+from app.wallet.chain import ChainError, ChainTimeout
 from app.wallet.lite_backend import LiteBackend
 from tests.unit.network.test_root_config import params_cell, root_cell
 from tests.unit.wallet.test_lite_backend import FakeBalancer, loopback_config
@@ -57,6 +58,11 @@ async def test_a_production_root_is_read_from_the_chain() -> None:
     ("setup", "error", "message"),
     [
         (lambda fake: setattr(fake, "fail_with", TimeoutError()), ChainTimeout, "did not answer"),
+        (
+            lambda fake: setattr(fake, "fail_with", ProofError("state hashes mismatch")),
+            ChainError,
+            "failed its proof check",
+        ),
         (lambda fake: None, RootConfigError, "not active"),
         (
             lambda fake: fake.accounts.__setitem__(ROOT, _root_account(Builder().end_cell())),
@@ -64,7 +70,7 @@ async def test_a_production_root_is_read_from_the_chain() -> None:
             "could not be read",
         ),
     ],
-    ids=["liteserver times out", "no root contract", "truncated root data"],
+    ids=["liteserver times out", "liteserver lies", "no root contract", "truncated root data"],
 )
 async def test_a_bad_read_is_a_clear_error(setup: object, error: type, message: str) -> None:
     fake = FakeBalancer()
