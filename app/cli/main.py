@@ -19,6 +19,7 @@ from app.cli import (
     gui_cmd,
     models_cmd,
     run_cmd,
+    support_cmd,
     wallet_cmd,
 )
 from app.cli.context import CliContext, CliUsageError
@@ -44,6 +45,7 @@ _COMMANDS = (
     earnings_cmd,
     models_cmd,
     wallet_cmd,
+    support_cmd,
 )
 
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import dataclasses
 import typing
 from collections.abc import Callable
+from datetime import date
+from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDialog,
+    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -23,8 +27,12 @@ from PySide6.QtWidgets import (
 from app.core.errors import UserFacingError
 from app.core.settings import SECTIONS, Settings
 from app.core.settings_store import SettingsStore
+from app.ui.dialogs.modal import run_modal
 from app.ui.pages.page import Page
+from app.ui.qt_async import async_slot
 from app.ui.theme import restyle
+from app.ui.viewmodels.support import SupportViewModel
+from app.ui.viewmodels.wallet import Failure
 
 _TITLES = {
     "general": "General",
@@ -39,11 +47,18 @@ _SPIN_MAX = 2**31 - 1
 
 
 class SettingsPage(Page):
-    """Edits a copy of the settings; Save validates through the store, which names any bad key."""
+    """Edits a copy of the settings; Save validates through the store, which names any bad key.
 
-    def __init__(self, store: SettingsStore) -> None:
+    ``support`` writes support bundles; by default, of the data folder holding the settings file.
+    """
+
+    def __init__(self, store: SettingsStore, support: SupportViewModel | None = None) -> None:
         super().__init__("Settings", "Changes apply after Save. Hover a field for details.")
         self._store = store
+        self._support = support or SupportViewModel.for_data_dir(
+            store.path.parent, store.current.value.general.network
+        )
+        self.dialog: QDialog | None = None  # the open file dialog (tests drive it)
         self._getters: dict[tuple[str, str], Getter] = {}
         for section, cls in SECTIONS.items():
             box = QGroupBox(_TITLES.get(section, section))
@@ -65,6 +80,22 @@ class SettingsPage(Page):
         row.addWidget(self.message, 1)
         row.addWidget(save)
         self.body.addLayout(row)
+        self.body.addLayout(self._support_row())
+
+    def _support_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.support_message = QLabel("")
+        self.support_message.setWordWrap(True)
+        self.support_button = QPushButton("Create support bundle…")
+        self.support_button.setToolTip(
+            "One zip with the logs, settings and the doctor report, to attach to a bug report. "
+            "Secrets, TON addresses, IP addresses and request texts are removed first; wallets "
+            "and databases are never included."
+        )
+        self.support_button.clicked.connect(self._support_clicked)
+        row.addWidget(self.support_message, 1)
+        row.addWidget(self.support_button)
+        return row
 
     def save(self) -> bool:
         def change(current: Settings) -> Settings:
@@ -86,6 +117,41 @@ class SettingsPage(Page):
         self.message.setText("Saved.")
         restyle(self.message, "Muted")
         return True
+
+    @async_slot()
+    async def _support_clicked(self) -> None:
+        await self.create_support_bundle()
+
+    async def create_support_bundle(self) -> None:
+        """Ask for a file name, write the bundle there and say how it went (tests await it)."""
+        dialog = QFileDialog(
+            self, "Save a support bundle", f"cocoon-provider-support-{date.today():%Y%m%d}.zip"
+        )
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setNameFilter("Zip archives (*.zip)")
+        dialog.setDefaultSuffix("zip")
+        self.dialog = dialog
+        try:
+            accepted = await run_modal(dialog) == QDialog.DialogCode.Accepted
+            chosen = dialog.selectedFiles() if accepted else []
+        finally:
+            self.dialog = None
+            dialog.deleteLater()
+        if not chosen:
+            return
+        self.support_button.setEnabled(False)
+        self.support_message.setText("Collecting logs and the doctor report…")
+        restyle(self.support_message, "Muted")
+        try:
+            result = await self._support.create_bundle(Path(chosen[0]))
+        finally:
+            self.support_button.setEnabled(True)
+        if isinstance(result, Failure):
+            self.support_message.setText(result.text)
+            restyle(self.support_message, "Error")
+            return
+        self.support_message.setText(f"Saved {result.path} · {result.redacted} items redacted.")
+        restyle(self.support_message, "Muted")
 
 
 def _label(name: str) -> str:
