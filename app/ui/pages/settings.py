@@ -39,6 +39,7 @@ _TITLES = {
     "engine": "Engine and GPU",
     "worker": "Worker",
     "wallet": "Wallet",
+    "payouts": "Payouts (cashing out your earnings)",
     "devnet": "Local test network",
 }
 
@@ -66,9 +67,14 @@ class SettingsPage(Page):
             hints = typing.get_type_hints(cls)
             for fld in dataclasses.fields(cls):
                 value = getattr(getattr(store.current.value, section), fld.name)
+                if fld.metadata.get("hidden"):
+                    # Managed by the app itself (e.g. the active wallet): kept, not shown.
+                    self._getters[(section, fld.name)] = _kept(section, fld.name, store)
+                    continue
                 editor, getter = _editor(hints[fld.name], value, fld.metadata)
                 editor.setToolTip(str(fld.metadata.get("help", "")))
-                form.addRow(_label(fld.name), editor)
+                editor.setAccessibleName(_label(fld.name, fld.metadata))
+                form.addRow(_label(fld.name, fld.metadata), editor)
                 self._getters[(section, fld.name)] = getter
             self.body.addWidget(box)
         row = QHBoxLayout()
@@ -154,8 +160,14 @@ class SettingsPage(Page):
         restyle(self.support_message, "Muted")
 
 
-def _label(name: str) -> str:
-    return name.replace("_", " ").capitalize()
+def _label(name: str, meta: Any) -> str:
+    """The field's label from its settings metadata (the raw name only as a fallback)."""
+    return str(meta.get("label") or name.replace("_", " ").capitalize())
+
+
+def _kept(section: str, name: str, store: SettingsStore) -> Getter:
+    """A hidden field keeps whatever the store holds when the page saves."""
+    return lambda: getattr(getattr(store.current.value, section), name)
 
 
 def _editor(hint: Any, value: Any, meta: Any) -> tuple[QWidget, Getter]:
