@@ -21,6 +21,7 @@ from app.bootstrap.factories import (
     build_wallet_service,
     wallet_network,
 )
+from app.bootstrap.metrics_factory import metrics_server
 from app.core.billing import BillingParams
 from app.core.errors import UserFacingError
 from app.core.money import format_ton
@@ -361,7 +362,11 @@ def build_services(
     if local is not None:
         parts.append(("local network", local))
     parts += [("earning", earning), ("cash-out", cashout)]
-    return Services(
+    built: list[Services] = []  # the metrics endpoint reads the services once they exist
+    if first.general.metrics_port > 0:
+        # First: a refused token fails the start before anything else has started.
+        parts.insert(0, ("metrics", metrics_server(first.general, earning, lambda: built[0])))
+    services = Services(
         paths=paths,
         settings=settings,
         network=network,
@@ -381,6 +386,8 @@ def build_services(
         effective_settings=effective,
         status=Observable(AppStatus(network=network, started_at=time.monotonic())),
     )
+    built.append(services)
+    return services
 
 
 def _target(

@@ -97,7 +97,23 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="dial --proxy targets over plain TCP, without the router leg (test proxies on "
         "this machine, such as `cocoon-provider devnet`)",
     )
+    worker.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port (0 = off; see docs/metrics.md)",
+    )
     parser.set_defaults(handler=handle)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a TCP port (0–65535)")
+    return port
 
 
 def handle(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -155,8 +171,12 @@ def settings_override(args: argparse.Namespace) -> Callable[[Settings], Settings
             for key, value in (("backend_url", args.backend_url), ("model", args.model))
             if value is not None
         }
+        general = settings.general
+        if args.metrics_port is not None:
+            general = dataclasses.replace(general, metrics_port=args.metrics_port)
         return dataclasses.replace(
             settings,
+            general=general,
             worker=dataclasses.replace(worker, **changes),
             engine=dataclasses.replace(engine, **engine_changes),
         )

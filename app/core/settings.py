@@ -51,6 +51,19 @@ class GeneralSettings:
         "Closing the window keeps the app running in the tray.",
         label="Keep running in the tray when closed",
     )
+    metrics_port: int = _opt(
+        0,
+        "Serve Prometheus metrics (/metrics, /status.json) on this TCP port; 0 = off.",
+        minimum=0,
+        maximum=65535,
+        label="Metrics port",
+    )
+    metrics_bind: str = _opt(
+        "127.0.0.1",
+        "Address the metrics endpoint listens on; any address but loopback needs a bearer token "
+        "(COCOON_PROVIDER_METRICS_TOKEN or the system keyring).",
+        label="Metrics address",
+    )
 
 
 @dataclass(frozen=True, slots=True)
