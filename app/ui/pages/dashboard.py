@@ -22,6 +22,7 @@ from app.ui.viewmodels.app_status import AppStatusViewModel
 from app.ui.viewmodels.earning import EarningViewModel
 from app.ui.viewmodels.payouts import EarningsView, PayoutViewModel
 from app.ui.viewmodels.telemetry import EnergyView, TelemetryViewModel
+from app.ui.widgets.earnings_chart import EarningsChart
 from app.ui.widgets.earnings_panel import EarningsPanel
 from app.ui.widgets.gpu_panel import GpuPanel
 from app.ui.widgets.gpu_readout import net_profit_text, summary
@@ -45,6 +46,7 @@ _PHASE_TITLE = {
 _JOBS_REFRESH_MS = 1500
 # Today's ledger figure reads the day's billed jobs from disk: at most this often.
 _LEDGER_REFRESH_MS = 5000
+_IDLE_REFRESH_MS = 60_000
 _ENGINE_STATE = {
     "stopped": "Stopped",
     "starting": "Loading…",
@@ -97,6 +99,7 @@ class DashboardPage(Page):
             grid.addWidget(card, index // 2, index % 2)
         self.body.addLayout(grid)
         self.earnings_panel: EarningsPanel | None = None
+        self.earnings_chart: EarningsChart | None = None
         self.pipeline_panel: PipelinePanel | None = None
         self._ledger_timer = QTimer(self)
         self._ledger_timer.setSingleShot(True)
@@ -105,7 +108,9 @@ class DashboardPage(Page):
         if payouts is not None:
             self.earnings_panel = EarningsPanel(payouts)
             self.pipeline_panel = PipelinePanel(payouts.pipeline)
+            self.earnings_chart = EarningsChart()
             self.body.addWidget(self.earnings_panel)
+            self.body.addWidget(self.earnings_chart)
             self.body.addWidget(self.pipeline_panel)
             payouts.earnings_changed.connect(self._earnings_moved)
             payouts.pipeline_changed.connect(self._show_pipeline)
@@ -185,14 +190,22 @@ class DashboardPage(Page):
         await self.load_earned_today()
 
     async def load_earned_today(self) -> None:
-        """Read today's figure from the payments ledger and show it (public: tests await it)."""
+        """Read today's figure and the earnings history from the payments ledger and show them
+        (public: tests await it)."""
         if self._payouts is None:
             return
         self._reading = True
         try:
             earned = await self._payouts.earned_today()
+            history = await self._payouts.earnings_history()
         finally:
             self._reading = False
+        if history is not None and self.earnings_chart is not None:
+            self.earnings_chart.show_history(history)
+            if not self._ledger_timer.isActive():
+                # Buckets and the rate move with the clock too: re-read a minute from now at the
+                # latest (new earnings start the 5 s timer sooner).
+                self._ledger_timer.start(_IDLE_REFRESH_MS)
         if earned is not None:
             self._earned_today = earned
             self._show_earned()
@@ -247,8 +260,9 @@ class DashboardPage(Page):
 
     def _earnings_moved(self, _view: EarningsView) -> None:
         # Vouchers and tallies move with every request; today's figure follows, not as often.
-        if not self._ledger_timer.isActive():
-            self._ledger_timer.start()
+        timer = self._ledger_timer
+        if not timer.isActive() or timer.remainingTime() > _LEDGER_REFRESH_MS:
+            timer.start(_LEDGER_REFRESH_MS)  # the idle minute's re-read comes sooner
 
     def _show_pipeline(self, pipeline: Pipeline) -> None:
         if self.pipeline_panel is not None:

@@ -23,6 +23,7 @@ from app.network.earnings_ledger import build_ledger
 from app.network.ledger_labels import is_earnings_payout, payout_sources
 from app.network.payment_store import Payout, PayoutKind, PayoutState
 from app.network.pipeline import Pipeline
+from app.ui.viewmodels.earnings_history import EarningsHistory, read_history
 from app.wallet.history import HistoryEntry
 
 _DAY = 86_400
@@ -145,6 +146,11 @@ class PayoutViewModel(QObject):
             return None
         ledger = build_ledger(tuple(book.accounts()), (), billed)
         return ledger.by_period("day").get(datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d"), 0)
+
+    async def earnings_history(self) -> EarningsHistory | None:
+        """The last 24 h and 30 days of the ledger, the rate and the totals (None while the
+        payments database cannot be read)."""
+        return await read_history(self._services.payments)
 
     # -- internals --------------------------------------------------------------------------
 
