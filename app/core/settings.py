@@ -51,6 +51,11 @@ class GeneralSettings:
         "Closing the window keeps the app running in the tray.",
         label="Keep running in the tray when closed",
     )
+    notify_payouts: bool = _opt(
+        True,
+        "Show a desktop notification when a payout lands in your wallet.",
+        label="Notify me when a payout lands",
+    )
     metrics_port: int = _opt(
         0,
         "Serve Prometheus metrics (/metrics, /status.json) on this TCP port; 0 = off.",

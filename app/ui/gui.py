@@ -59,7 +59,12 @@ async def _run(
     view_models = ViewModels.build(services)
     tray_available = QSystemTrayIcon.isSystemTrayAvailable()
     window = MainWindow(services.settings, view_models, tray_available=tray_available)
-    tray = TrayIcon(window, view_models.status, on_quit=quit_requested.set)
+    tray = TrayIcon(
+        window,
+        view_models.status,
+        on_quit=quit_requested.set,
+        notify_payouts=lambda: services.settings.current.value.general.notify_payouts,
+    )
     window.closed.connect(quit_requested.set)
     if tray_available:
         tray.show()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from PySide6.QtWidgets import QLineEdit, QScrollArea, QSpinBox
 from pytestqt.qtbot import QtBot
 
-from app.bootstrap import Services
+from app.bootstrap import EarningsSummary, Services
 from app.core.settings_store import SettingsStore
 from app.ui.main_window import MainWindow
 from app.ui.pages.settings import SettingsPage
@@ -113,3 +114,24 @@ def test_settings_page_reports_bad_values_and_keeps_file(qtbot: QtBot, services:
     assert not page.save()
     assert "wallet.large_first_send_nanoton" in page.message.text()
     assert services.paths.settings_file.read_bytes() == before
+
+
+def test_the_tray_notifies_when_a_payout_lands_unless_turned_off(
+    qtbot: QtBot, window: MainWindow, services: Services
+) -> None:
+    wanted = [True]
+    status = AppStatusViewModel(services)  # kept: the tray listens to its signal
+    tray = TrayIcon(window, status, on_quit=lambda: None, notify_payouts=lambda: wanted[0])
+    before = services.status.value
+
+    def paid(nanotons: int) -> None:
+        money = EarningsSummary(paid_nanoton=nanotons)
+        services.status.set(dataclasses.replace(before, earnings=money))
+
+    paid(800_000_000)
+    assert tray.notifications == [("Payout received", "+0.8 TON landed in your wallet.")]
+    paid(800_000_000)  # nothing new
+    wanted[0] = False
+    paid(900_000_000)
+    assert len(tray.notifications) == 1
+    status.close()
