@@ -108,6 +108,7 @@ class TestProxy:
         self._vouchers: dict[str, tuple[int, bytes]] = {}
         self._unpaid_client_tokens = 0
         self._committer: asyncio.Task[None] | None = None
+        self._closing = False
 
     # ----------------------------------------------------------------- identity
     def _id(self) -> _Identity:
@@ -159,6 +160,7 @@ class TestProxy:
         except BaseException:
             self._state.close()
             raise
+        self._closing = False
         self._committer = asyncio.create_task(self._commit_periodically(), name="test-proxy-commit")
         _log.info("test proxy listening for workers on %s:%d", self._host, self.port)
 
@@ -176,6 +178,8 @@ class TestProxy:
         server, self._server = self._server, None
         committer, self._committer = self._committer, None
         if committer is not None:
+            # The flag too: Python 3.11's wait_for may swallow a cancel racing a write's result.
+            self._closing = True
             committer.cancel()
             await asyncio.gather(committer, return_exceptions=True)
         if server is not None:
@@ -269,6 +273,8 @@ class TestProxy:
         anchor_at = loop.time() + self._chain_every
         while True:
             await asyncio.sleep(self._db_every)
+            if self._closing:
+                return
             try:
                 await self.commit_to_db()
                 if loop.time() >= anchor_at:

@@ -94,6 +94,7 @@ class CashoutService:
         self._clock = clock
         self._lock = asyncio.Lock()
         self._loop: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self.status: Observable[CashoutStatus] = Observable(CashoutStatus())
 
     async def start(self) -> None:
@@ -103,11 +104,15 @@ class CashoutService:
             paid_nanoton=sum(p.amount_nanoton for p in payouts if p.state is PayoutState.PAID),
             fees_nanoton=sum(p.fee_nanoton for p in payouts),
         )
+        self._stopping.clear()
         self._loop = asyncio.create_task(self._run(), name="cash-out policy")
 
     async def aclose(self) -> None:
         loop, self._loop = self._loop, None
         if loop is not None:
+            # The flag as well as the cancel: Python 3.11's wait_for can swallow a cancellation
+            # that races its inner call's result, and the loop must still end at once.
+            self._stopping.set()
             loop.cancel()
             await asyncio.gather(loop, return_exceptions=True)
 
@@ -165,14 +170,15 @@ class CashoutService:
         return out
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.tick()
             except (ChainError, CashoutError) as exc:
                 self._set(reason=str(exc))
             except Exception:  # the policy loop must outlive one bad pass
                 _log.exception("cash-out pass failed")
-            await asyncio.sleep(self._policy().check_every_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._policy().check_every_s)
 
     async def _try(self, account: ProxyAccount, *, raise_errors: bool = False) -> list[Payout]:
         try:

@@ -74,6 +74,7 @@ class PaymentBook:
         self._billed: list[BilledJob] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._closing = False
         self.state: Observable[Mapping[str, ProxyAccount]] = Observable(MappingProxyType({}))
 
     @classmethod
@@ -116,11 +117,15 @@ class PaymentBook:
         for account in await self.store.accounts():
             self._accounts[account.worker_sc] = account
         self._publish()
+        self._closing = False
         self._writer = asyncio.create_task(self._write_loop(), name="payment-book-writer")
 
     async def aclose(self) -> None:
         writer, self._writer = self._writer, None
         if writer is not None:
+            # The flag too: Python 3.11's wait_for may swallow a cancel racing a write's result.
+            self._closing = True
+            self._wake.set()
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
         await self.flush()
@@ -200,6 +205,8 @@ class PaymentBook:
     async def _write_loop(self) -> None:
         while True:
             await self._wake.wait()
+            if self._closing:
+                return
             await asyncio.sleep(self._flush_every)
             self._wake.clear()
             try:

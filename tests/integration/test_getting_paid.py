@@ -125,6 +125,7 @@ class Headless:
 
 
 @pytest.mark.slow
+@pytest.mark.allow_log_warnings  # the in-process mock backend logs answers cut off by the stop
 async def test_earnings_reach_the_owners_wallet_exactly(
     tmp_path: Path, backend: MockBackend
 ) -> None:

@@ -4,6 +4,8 @@ I not earning?"."""
 
 from __future__ import annotations
 
+import asyncio
+
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
@@ -104,7 +106,7 @@ class DashboardPage(Page):
         self._ledger_timer = QTimer(self)
         self._ledger_timer.setSingleShot(True)
         self._ledger_timer.setInterval(_LEDGER_REFRESH_MS)
-        self._ledger_timer.timeout.connect(self.refresh_ledger)
+        self._ledger_timer.timeout.connect(self._ledger_tick)
         if payouts is not None:
             self.earnings_panel = EarningsPanel(payouts)
             self.pipeline_panel = PipelinePanel(payouts.pipeline)
@@ -131,6 +133,7 @@ class DashboardPage(Page):
         self._jobs_timer.setInterval(_JOBS_REFRESH_MS)
         self._jobs_timer.timeout.connect(self.refresh_jobs)
         self._served_seen = -1
+        self._app_phase = ""
         status.changed.connect(self._show)
         self._show(status.status)
         if earning is not None:
@@ -185,6 +188,15 @@ class DashboardPage(Page):
         if self._earning is not None:
             await self._earning.load_jobs()
 
+    def _ledger_tick(self) -> None:
+        # A timer can outlive the app's event loop (a window left behind at shutdown): without
+        # a running loop the read would be a coroutine nobody awaits.
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self.refresh_ledger()
+
     @async_slot()
     async def refresh_ledger(self) -> None:
         await self.load_earned_today()
@@ -202,7 +214,7 @@ class DashboardPage(Page):
             self._reading = False
         if history is not None and self.earnings_chart is not None:
             self.earnings_chart.show_history(history)
-            if not self._ledger_timer.isActive():
+            if not self._ledger_timer.isActive() and self._app_phase == "running":
                 # Buckets and the rate move with the clock too: re-read a minute from now at the
                 # latest (new earnings start the 5 s timer sooner).
                 self._ledger_timer.start(_IDLE_REFRESH_MS)
@@ -211,6 +223,12 @@ class DashboardPage(Page):
             self._show_earned()
 
     def _show(self, status: AppStatus) -> None:
+        self._app_phase = status.phase
+        if status.phase in {"stopping", "stopped"}:
+            # The services are closing: nothing is left to read, and a timer firing after the
+            # event loop is gone would leave its coroutine unawaited.
+            self._ledger_timer.stop()
+            self._jobs_timer.stop()
         first = self._earned_today is None and not self._reading and self._payouts is not None
         if first and status.phase == "running":
             self.refresh_ledger()  # the payments ledger is open now: today's figure
