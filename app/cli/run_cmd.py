@@ -18,6 +18,7 @@ from app.cli.launch import launch
 from app.cli.secrets import optional_password
 from app.core.errors import UserFacingError
 from app.core.settings import Settings
+from app.wallet.vault import VAULT_SUFFIX
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -124,7 +125,10 @@ def handle(args: argparse.Namespace, ctx: CliContext) -> int:
         options,
         headless=args.headless,
         status_interval=args.status_interval,
-        password=lambda: optional_password(args.password_stdin),
+        # Typed twice at a terminal when the first start will create the wallet with it.
+        password=lambda: optional_password(
+            args.password_stdin, new=not any(ctx.paths.wallets_dir.glob(f"*{VAULT_SUFFIX}"))
+        ),
     )
 
 

@@ -51,8 +51,9 @@ def password(from_stdin: bool, *, new: bool, use_env: bool = False) -> str:
     return first
 
 
-def optional_password(from_stdin: bool) -> str | None:
-    """A password if one was offered (stdin, environment, or a terminal to ask at), else None."""
+def optional_password(from_stdin: bool, *, new: bool = False) -> str | None:
+    """A password if one was offered (stdin, environment, or a terminal to ask at), else None;
+    ``new`` (a wallet is about to be created with it) asks twice at the terminal."""
     if from_stdin or os.environ.get(PASSWORD_ENV) or has_terminal():
-        return password(from_stdin, new=False, use_env=True)
+        return password(from_stdin, new=new, use_env=True)
     return None

@@ -231,3 +231,16 @@ def test_models_download_of_an_unknown_model(
 ) -> None:
     assert main(["--data-dir", str(tmp_path), "models", "download", "nope/nope"]) == 1
     assert "not a model this app can serve" in capsys.readouterr().err
+
+
+def test_headless_first_start_at_a_terminal_asks_for_the_new_password_twice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = iter(["one password", "another one"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    monkeypatch.setattr("app.cli.secrets.has_terminal", lambda: True)
+    code = main(["--data-dir", str(tmp_path), "run", "--headless"])
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "Error: could not start earning: The two passwords differ." in out
+    assert not list((tmp_path / "wallets").glob("*.vault*"))  # nothing was created
