@@ -35,8 +35,9 @@ SKIPPED_DIRS = {"node_modules", "__pycache__", ".venv", ".git", ".mypy_cache", "
 
 # Formatter opt-outs: squeezing lines to stay under the size rule is worse than splitting.
 FMT_OPT_OUT = re.compile(r"#\s*fmt:\s*(skip|off)\b")
-# A path into a sibling checkout: ``../shared``, a ``"shared/…"`` literal, ``parent / "shared"``,
-# ``parents[2] / "shared"``, or ``shared/fixtures`` / ``shared/docs`` written anywhere.
+# A path into the folder beside the checkout (the parent folder's "shared"): written with a
+# leading dot-dot, as a quoted "shared/…" literal, joined onto ``parent``/``parents[n]``, or as its
+# fixtures/docs subfolders anywhere.
 OUTSIDE_REFERENCE = re.compile(
     r"""\.\./+shared\b"""
     r"""|(?<![\w./-])["']shared/"""
@@ -115,7 +116,7 @@ def check_python(root: Path, path: Path) -> list[Violation]:
 
 
 def check_references(root: Path, path: Path) -> list[Violation]:
-    """Paths into folders outside the repository (``../shared`` and the like) in one file."""
+    """Paths into folders outside the repository (the sibling "shared" folder) in one file."""
     rel = _rel(root, path)
     try:
         text = path.read_text(encoding="utf-8")

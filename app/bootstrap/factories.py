@@ -49,6 +49,12 @@ def wallet_network(network: NetworkName) -> str:
     return _WALLET_NETWORK[network]
 
 
+def owner_address(settings: Settings, wallet: WalletService) -> str:
+    """Where earnings go: the owner address set by the user, else the app's active wallet ("")."""
+    active = wallet.state.value.active
+    return settings.worker.owner_address or (active.address if active is not None else "")
+
+
 def build_wallet_service(
     paths: AppPaths,
     network: NetworkName,
@@ -147,7 +153,7 @@ async def pipeline_snapshot(paths: AppPaths, network: NetworkName, settings: Set
             await asyncio.wait_for(wallet.refresh(), 10)
         payouts = await book.store.payouts()
         state = wallet.state.value
-        owner = settings.worker.owner_address or (state.active.address if state.active else "")
+        owner = owner_address(settings, wallet)
         try:
             root = network_root(network, settings)
         except UserFacingError:

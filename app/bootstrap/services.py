@@ -19,6 +19,7 @@ from app.bootstrap.factories import (
     build_local_network,
     build_payment_book,
     build_wallet_service,
+    owner_address,
     wallet_network,
 )
 from app.bootstrap.metrics_factory import metrics_server
@@ -106,10 +107,8 @@ class EarningsSummary:
     def of(cls, accounts: Iterable[ProxyAccount], cashout: CashoutStatus) -> EarningsSummary:
         listed = list(accounts)
         return cls(
-            earned_nanoton=sum(
-                max(a.max_tokens, a.voucher_tokens) * a.fee_per_token for a in listed
-            ),
-            vouchered_nanoton=sum(a.voucher_tokens * a.fee_per_token for a in listed),
+            earned_nanoton=sum(a.earned_nanoton for a in listed),
+            vouchered_nanoton=sum(a.vouchered_nanoton for a in listed),
             paid_nanoton=cashout.paid_nanoton,
         )
 
@@ -238,9 +237,7 @@ class Services:
 
     def pipeline(self) -> Pipeline:
         """Why earning works or not, stage by stage (``doctor`` and the dashboard show it)."""
-        settings = self.effective_settings()
-        active = self.wallet.state.value.active
-        owner = settings.worker.owner_address or (active.address if active is not None else "")
+        owner = owner_address(self.effective_settings(), self.wallet)
         return earning_pipeline(
             PipelineInputs(
                 earning=self.earning.status.value,
@@ -397,8 +394,7 @@ def _target(
     wallet: WalletService,
     root: RootConfig | None,
 ) -> EarningTarget:
-    active = wallet.state.value.active
-    owner = settings.worker.owner_address or (active.address if active is not None else "")
+    owner = owner_address(settings, wallet)
     if network == "devnet":
         if local is None or root is None:  # pragma: no cover - built together in build_services
             raise UserFacingError("The local test network is not running.")

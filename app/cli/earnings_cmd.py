@@ -88,7 +88,7 @@ def render(ledger: Ledger, network: str) -> str:
     for a in ledger.accounts:
         lines.append(
             f"Proxy {a.proxy_sc}: voucher {a.voucher_tokens} tokens, paid {a.paid_tokens}, "
-            f"owes {ton(a.unpaid_tokens * a.fee_per_token)}" + (f" — {a.note}" if a.note else "")
+            f"owes {ton(a.unpaid_nanoton)}" + (f" — {a.note}" if a.note else "")
         )
     for p in ledger.payouts:
         detail = p.error if p.state is not PayoutState.PAID else f"tx {p.tx_hash.hex()[:16]}…"
@@ -144,7 +144,7 @@ async def _cash_out(
     await book.start()
     try:
         await wallet.unlock_node_wallet(secret)
-        owed = sum(a.cashable_tokens * a.fee_per_token for a in book.accounts())
+        owed = sum(a.cashable_nanoton for a in book.accounts())
         if not args.yes:
             question = f"Cash out {format_ton(owed, trim=True, unit=True)}? [y/N] "
             answer = await asyncio.to_thread(input, question)

@@ -124,7 +124,7 @@ class CashoutService:
 
     def due(self, account: ProxyAccount, *, final: bool = False) -> str | None:
         """Why ``account`` should be cashed out now (None: not yet)."""
-        amount = account.cashable_tokens * account.fee_per_token
+        amount = account.cashable_nanoton
         policy = self._policy()
         root = self._root()
         retired = root is not None and account.params_version < root.params_version
@@ -158,9 +158,7 @@ class CashoutService:
         if proxy is not None and not accounts:
             raise CashoutError(f"No earnings from proxy {proxy} are known here.")
         due = [
-            a
-            for a in accounts
-            if a.voucher is not None and a.cashable_tokens * a.fee_per_token >= MIN_FINAL_CASHOUT
+            a for a in accounts if a.voucher is not None and a.cashable_nanoton >= MIN_FINAL_CASHOUT
         ]
         if not due:
             raise CashoutError("Nothing to cash out: no proxy owes at least 0.01 TON by voucher.")
@@ -228,7 +226,7 @@ class CashoutService:
                     return sent
                 account = self._book.account(account.worker_sc) or account
             assert account.voucher is not None  # noqa: S101 - due() checked it
-            owed = account.cashable_tokens * account.fee_per_token
+            owed = account.cashable_nanoton
             proxy = await sender.account(raw_address(account.proxy_sc))
             if proxy.balance < owed + PROXY_MARGIN:
                 raise CashoutError(
@@ -272,11 +270,7 @@ class CashoutService:
                 tokens_to=account.voucher_tokens
                 if kind is PayoutKind.PAYOUT
                 else account.paid_tokens,
-                expected_nanoton=(
-                    account.cashable_tokens * account.fee_per_token
-                    if kind is PayoutKind.PAYOUT
-                    else 0
-                ),
+                expected_nanoton=(account.cashable_nanoton if kind is PayoutKind.PAYOUT else 0),
                 wallet_address=sender.address,
                 seqno=record.seqno,
                 valid_until=record.valid_until,

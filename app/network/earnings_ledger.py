@@ -106,8 +106,8 @@ class Ledger:
                     "max_tokens": a.max_tokens,
                     "voucher_tokens": a.voucher_tokens,
                     "paid_tokens": a.paid_tokens,
-                    "unpaid_nanoton": a.unpaid_tokens * a.fee_per_token,
-                    "cashable_nanoton": a.cashable_tokens * a.fee_per_token,
+                    "unpaid_nanoton": a.unpaid_nanoton,
+                    "cashable_nanoton": a.cashable_nanoton,
                     "retired": a.retired,
                     "note": a.note,
                 }
@@ -207,8 +207,8 @@ def build_ledger(
             )
         )
     totals = Totals(
-        earned_nanoton=sum(max(a.max_tokens, a.voucher_tokens) * a.fee_per_token for a in accounts),
-        vouchered_nanoton=sum(a.voucher_tokens * a.fee_per_token for a in accounts),
+        earned_nanoton=sum(a.earned_nanoton for a in accounts),
+        vouchered_nanoton=sum(a.vouchered_nanoton for a in accounts),
         paid_nanoton=sum(p.amount_nanoton for p in paid),
         fees_nanoton=sum(p.fee_nanoton for p in payouts),
     )

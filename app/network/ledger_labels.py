@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from app.network.payment_store import ProxyAccount
-from app.wallet.chain import raw_address
+from app.network.proxy_payments import raw_or_empty
 from app.wallet.history import Direction, HistoryEntry
 
 EARNINGS_PAYOUT = "Earnings payout"
@@ -19,19 +19,11 @@ EARNINGS_PAYOUT = "Earnings payout"
 
 def payout_sources(accounts: Iterable[ProxyAccount]) -> frozenset[str]:
     """The raw addresses of the proxy contracts that pay this worker's cash-outs."""
-    return frozenset(raw for raw in (_raw(a.proxy_sc) for a in accounts) if raw)
+    return frozenset(raw for raw in (raw_or_empty(a.proxy_sc) for a in accounts) if raw)
 
 
 def is_earnings_payout(entry: HistoryEntry, sources: frozenset[str]) -> bool:
     """Whether ``entry`` is money received from one of ``sources`` (a proxy contract)."""
     if entry.direction is not Direction.INCOMING or not entry.counterparty:
         return False
-    return _raw(entry.counterparty) in sources
-
-
-def _raw(address: str) -> str:
-    """``address`` in raw form, or "" when it is not an address at all."""
-    try:
-        return raw_address(address)
-    except Exception:  # pytoniq raises its own (and ValueError) for anything unreadable
-        return ""
+    return raw_or_empty(entry.counterparty) in sources

@@ -114,6 +114,24 @@ class ProxyAccount:
         return max(self.max_tokens, self.voucher_tokens) - self.paid_tokens
 
     @property
+    def earned_nanoton(self) -> int:
+        """Everything the proxy counted for us (its tally, or the voucher if that is higher)."""
+        return max(self.max_tokens, self.voucher_tokens) * self.fee_per_token
+
+    @property
+    def vouchered_nanoton(self) -> int:
+        return self.voucher_tokens * self.fee_per_token
+
+    @property
+    def unpaid_nanoton(self) -> int:
+        return self.unpaid_tokens * self.fee_per_token
+
+    @property
+    def cashable_nanoton(self) -> int:
+        """What a cash-out now would pay into the owner's wallet."""
+        return self.cashable_tokens * self.fee_per_token
+
+    @property
     def cashable_tokens(self) -> int:
         """Covered by the held voucher and not yet paid: what a cash-out would collect."""
         return max(0, self.voucher_tokens - self.paid_tokens)

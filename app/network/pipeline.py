@@ -208,7 +208,7 @@ def _vouchers(accounts: list[ProxyAccount]) -> Stage:
     title = "Vouchers received"
     held = [a for a in accounts if a.voucher_tokens > 0]
     if held:
-        owed = sum(a.cashable_tokens * a.fee_per_token for a in held)
+        owed = sum(a.cashable_nanoton for a in held)
         return Stage(
             "vouchers",
             title,
@@ -244,7 +244,7 @@ def _cash_out(status: CashoutStatus, accounts: list[ProxyAccount]) -> Stage:
         )
     if last is not None and last.state.open:
         return Stage("cashout", title, StageState.WAITING, f"#{last.id} is on its way.")
-    owed = sum(a.cashable_tokens * a.fee_per_token for a in accounts)
+    owed = sum(a.cashable_nanoton for a in accounts)
     return Stage(
         "cashout",
         title,

@@ -12,14 +12,11 @@ every handshake, so a crash in between loses nothing that cannot be fetched agai
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-
-from pytoniq_core.boc.address import Address
 
 from app.core.money import format_ton
 from app.core.observable import Observable
@@ -27,6 +24,7 @@ from app.network.jobs import hash_request_id
 from app.network.payment_store import BilledJob, PaymentStore, ProxyAccount
 from app.network.tl import TLObject
 from app.network.vouchers import Voucher, VoucherError, verify_voucher
+from app.wallet.chain import raw_address
 
 _log = logging.getLogger(__name__)
 
@@ -98,7 +96,7 @@ class PaymentBook:
 
     def over_cap(self, account: ProxyAccount) -> str:
         """Why ``account``'s proxy should get no new work (it owes more than the cap), or ""."""
-        owed = account.unpaid_tokens * account.fee_per_token
+        owed = account.unpaid_nanoton
         if self._cap <= 0 or owed <= self._cap:
             return ""
         return (
@@ -315,9 +313,15 @@ class ProxyPayments:
         return voucher
 
 
+def raw_or_empty(address: str) -> str:
+    """``address`` in raw form (``wc:hex``), or "" when it is not an address at all."""
+    try:
+        return raw_address(address)
+    except Exception:  # pytoniq raises its own types (and ValueError) for anything unreadable
+        return ""
+
+
 def same_address(a: str, b: str) -> bool:
     """Whether two TON addresses (any form) name the same account."""
-    with contextlib.suppress(Exception):
-        left, right = Address(a), Address(b)
-        return bool(left.wc == right.wc and left.hash_part == right.hash_part)
-    return False
+    left = raw_or_empty(a)
+    return bool(left) and left == raw_or_empty(b)

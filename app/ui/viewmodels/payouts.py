@@ -162,7 +162,7 @@ class PayoutViewModel(QObject):
             earned_nanoton=money.earned_nanoton,
             vouchered_nanoton=money.vouchered_nanoton,
             paid_nanoton=money.paid_nanoton,
-            cashable_nanoton=sum(a.cashable_tokens * a.fee_per_token for a in accounts),
+            cashable_nanoton=sum(a.cashable_nanoton for a in accounts),
             fees_nanoton=cashout.fees_nanoton,
             ready=cashout.ready,
             reason=cashout.reason,
